@@ -1,0 +1,48 @@
+// GoogleTest helpers for absl::Status (Debian's abseil has no status matchers).
+#ifndef TQDB_COMMON_TESTING_H_
+#define TQDB_COMMON_TESTING_H_
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gtest/gtest.h"
+
+namespace tqdb::testing {
+
+inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// The shared evaluation data directory (../shared/data by default; the
+// TQDB_DATA_DIR environment variable overrides). Empty if it does not exist.
+inline std::string DataDir() {
+  const char* env = std::getenv("TQDB_DATA_DIR");
+  std::string dir = env != nullptr ? env : TQDB_DEFAULT_DATA_DIR;
+  return std::filesystem::is_directory(dir) ? dir : std::string();
+}
+
+inline ::testing::AssertionResult IsOk(const absl::Status& s) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "expected OK, got " << s;
+}
+
+inline ::testing::AssertionResult HasCode(const absl::Status& s, absl::StatusCode code) {
+  if (s.code() == code) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "expected " << absl::StatusCodeToString(code) << ", got " << s;
+}
+
+}  // namespace tqdb::testing
+
+// Each evaluates `expr` (an absl::Status or StatusOr) once and takes `<<`.
+#define EXPECT_OK(expr) EXPECT_TRUE(::tqdb::testing::IsOk(::tqdb::testing::GetStatus(expr)))
+#define ASSERT_OK(expr) ASSERT_TRUE(::tqdb::testing::IsOk(::tqdb::testing::GetStatus(expr)))
+#define EXPECT_STATUS_CODE(expr, code) \
+  EXPECT_TRUE(::tqdb::testing::HasCode(::tqdb::testing::GetStatus(expr), (code)))
+
+#endif  // TQDB_COMMON_TESTING_H_

@@ -94,44 +94,35 @@ void Rotation::Inverse(const float* y, float* x, Isa isa) const {
 }
 
 void Rotation::Forward(const float* x, float* y, const internal::Kernels& k) const {
-  if (kind_ == RotationKind::kHaar) {
-    float* tmp = internal::Scratch::Get().Floats(internal::Scratch::kRotation, dim_);
-    std::memcpy(tmp, x, sizeof(float) * dim_);
-    k.matvec(forward_.data(), dim_, dim_, tmp, y);
-    return;
-  }
-  if (y != x) std::memcpy(y, x, sizeof(float) * dim_);
-  const int n = 1 << log2n_;
-  const size_t stride = 2 * static_cast<size_t>(n);
-  if (n == dim_) {  // all rounds in one call, kept in registers by the SIMD twins
-    k.hadamard(y, log2n_, signs_.data(), stride, rounds_, scale_, /*inverse=*/false);
-    return;
-  }
-  for (int r = 0; r < rounds_; ++r) {
-    const float* signs = &signs_[r * stride];
-    k.hadamard(y, log2n_, signs, stride, 1, scale_, false);
-    k.hadamard(y + (dim_ - n), log2n_, signs + n, stride, 1, scale_, false);
-  }
+  Apply(x, y, k, /*inverse=*/false);
 }
 
 void Rotation::Inverse(const float* y, float* x, const internal::Kernels& k) const {
+  Apply(y, x, k, /*inverse=*/true);
+}
+
+void Rotation::Apply(const float* in, float* out, const internal::Kernels& k, bool inverse) const {
   if (kind_ == RotationKind::kHaar) {
     float* tmp = internal::Scratch::Get().Floats(internal::Scratch::kRotation, dim_);
-    std::memcpy(tmp, y, sizeof(float) * dim_);
-    k.matvec(inverse_.data(), dim_, dim_, tmp, x);
+    std::memcpy(tmp, in, sizeof(float) * dim_);
+    k.matvec(inverse ? inverse_.data() : forward_.data(), dim_, dim_, tmp, out);
     return;
   }
-  if (x != y) std::memcpy(x, y, sizeof(float) * dim_);
+  if (out != in) std::memcpy(out, in, sizeof(float) * dim_);
   const int n = 1 << log2n_;
   const size_t stride = 2 * static_cast<size_t>(n);
-  if (n == dim_) {
-    k.hadamard(x, log2n_, signs_.data(), stride, rounds_, scale_, /*inverse=*/true);
+  if (n == dim_) {  // all rounds in one call, kept in registers by the SIMD twins
+    k.hadamard(out, log2n_, signs_.data(), stride, rounds_, scale_, inverse);
     return;
   }
-  for (int r = rounds_ - 1; r >= 0; --r) {
+  // Round r is head block then tail block; the inverse undoes them in reverse.
+  for (int i = 0; i < rounds_; ++i) {
+    const int r = inverse ? rounds_ - 1 - i : i;
     const float* signs = &signs_[r * stride];
-    k.hadamard(x + (dim_ - n), log2n_, signs + n, stride, 1, scale_, true);
-    k.hadamard(x, log2n_, signs, stride, 1, scale_, true);
+    float* first = inverse ? out + (dim_ - n) : out;
+    float* second = inverse ? out : out + (dim_ - n);
+    k.hadamard(first, log2n_, inverse ? signs + n : signs, stride, 1, scale_, inverse);
+    k.hadamard(second, log2n_, inverse ? signs : signs + n, stride, 1, scale_, inverse);
   }
 }
 

@@ -9,7 +9,9 @@
 //   (n > d/2, so they cover every coordinate) make an exactly orthogonal d × d
 //   map with no padding: codes stay d coordinates long (padding 96 → 128 or
 //   1536 → 2048 would store 33% more), at the cost of two n-point transforms
-//   per round instead of one.
+//   per round instead of one. One round leaves outputs [0, d−n) independent of
+//   inputs [n, d); from two rounds on (the default) every output depends on
+//   every input (tests/index/rotation_test.cc checks both).
 // kHaar: a dense Haar-random orthogonal matrix (modified Gram–Schmidt, twice,
 //   on a Gaussian matrix; R's diagonal is positive, which is the sign fix that
 //   makes Q Haar-distributed). O(d²) per vector and O(d³) to build.
@@ -54,6 +56,8 @@ class Rotation {
   Rotation(RotationKind kind, int dim, int rounds, uint64_t seed);  // use Get()
 
  private:
+  void Apply(const float* in, float* out, const internal::Kernels& k, bool inverse) const;
+
   RotationKind kind_;
   int dim_;
   int rounds_;

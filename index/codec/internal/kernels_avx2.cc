@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "index/codec/internal/bitpack_bmi2.h"
+#include "index/codec/internal/hadamard_simd.h"
 #include "index/codec/internal/kernels.h"
 
 namespace tqdb::index::internal {
@@ -52,100 +53,21 @@ inline __m256 HadamardInRegister(__m256 v) {
   return _mm256_fmadd_ps(v, PairSigns<0xF0>(), _mm256_permute2f128_ps(v, v, 0x01));
 }
 
-template <int kRegs, int kH>
-inline void CrossRegisterStages(__m256* v) {
-  if constexpr (kH < kRegs) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kRegs; i += 2 * kH) {
-#pragma GCC unroll 16
-      for (int j = i; j < i + kH; ++j) {
-        const __m256 a = v[j], b = v[j + kH];
-        v[j] = _mm256_add_ps(a, b);
-        v[j + kH] = _mm256_sub_ps(a, b);
-      }
-    }
-    CrossRegisterStages<kRegs, 2 * kH>(v);
-  }
-}
+struct Ymm {
+  using Reg = __m256;
+  static constexpr int kLanes = 8;
+  static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  static void Store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static Reg Set1(float v) { return _mm256_set1_ps(v); }
+  static Reg Add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg Sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+  static Reg Mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  static Reg InRegister(Reg v) { return HadamardInRegister(v); }
+};
 
-// All rounds in registers (n = 8·kRegs ≤ 128; 128 spills a little, still
-// cheaper than a memory pass per stride); see the AVX-512 twin.
-template <int kRegs>
-void HadamardRegisters(float* x, const float* signs, size_t stride, int rounds, float scale,
-                       bool inverse) {
-  __m256 v[kRegs];
-  const __m256 s = _mm256_set1_ps(scale);
-#pragma GCC unroll 16
-  for (int r = 0; r < kRegs; ++r) v[r] = _mm256_loadu_ps(x + 8 * r);
-  for (int k = 0; k < rounds; ++k) {
-    if (!inverse) {
-      const float* sk = signs + k * stride;
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) {
-        __m256 m = _mm256_loadu_ps(sk + 8 * r);
-        if (k > 0) m = _mm256_mul_ps(m, s);
-        v[r] = HadamardInRegister(_mm256_mul_ps(v[r], m));
-      }
-      CrossRegisterStages<kRegs, 1>(v);
-    } else {
-      const float* sk = signs + (rounds - 1 - k) * stride;
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) v[r] = HadamardInRegister(v[r]);
-      CrossRegisterStages<kRegs, 1>(v);
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) {
-        v[r] = _mm256_mul_ps(v[r], _mm256_mul_ps(_mm256_loadu_ps(sk + 8 * r), s));
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < kRegs; ++r) {
-    if (!inverse) v[r] = _mm256_mul_ps(v[r], s);
-    _mm256_storeu_ps(x + 8 * r, v[r]);
-  }
-}
-
-void HadamardMemoryRound(float* x, int n, const float* signs, float scale, bool inverse) {
-  for (int i = 0; i < n; i += 8) {
-    __m256 v = _mm256_loadu_ps(x + i);
-    if (!inverse) v = _mm256_mul_ps(v, _mm256_loadu_ps(signs + i));
-    _mm256_storeu_ps(x + i, HadamardInRegister(v));
-  }
-  for (int h = 8; h < n; h *= 2) {
-    for (int i = 0; i < n; i += 2 * h) {
-      for (int j = i; j < i + h; j += 8) {
-        const __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + h);
-        _mm256_storeu_ps(x + j, _mm256_add_ps(a, b));
-        _mm256_storeu_ps(x + j + h, _mm256_sub_ps(a, b));
-      }
-    }
-  }
-  const __m256 s = _mm256_set1_ps(scale);
-  for (int i = 0; i < n; i += 8) {
-    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
-    if (inverse) v = _mm256_mul_ps(v, _mm256_loadu_ps(signs + i));
-    _mm256_storeu_ps(x + i, v);
-  }
-}
-
-void Hadamard(float* x, int log2n, const float* signs, size_t stride, int rounds, float scale,
-              bool inverse) {
-  switch (log2n) {
-    case 3: return HadamardRegisters<1>(x, signs, stride, rounds, scale, inverse);
-    case 4: return HadamardRegisters<2>(x, signs, stride, rounds, scale, inverse);
-    case 5: return HadamardRegisters<4>(x, signs, stride, rounds, scale, inverse);
-    case 6: return HadamardRegisters<8>(x, signs, stride, rounds, scale, inverse);
-    case 7: return HadamardRegisters<16>(x, signs, stride, rounds, scale, inverse);
-    default:
-      if (log2n < 3) {
-        return ScalarKernels().hadamard(x, log2n, signs, stride, rounds, scale, inverse);
-      }
-      for (int k = 0; k < rounds; ++k) {
-        const int r = inverse ? rounds - 1 - k : k;
-        HadamardMemoryRound(x, 1 << log2n, signs + r * stride, scale, inverse);
-      }
-  }
-}
+// Up to 16 registers (d ≤ 128): AVX2 has 16, so d = 128 spills a little, still
+// cheaper than a memory pass per stride.
+constexpr auto& Hadamard = HadamardSimd<Ymm, 16>;
 
 void MatVec(const float* m, int rows, int cols, const float* x, float* y) {
   int i = 0;

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "index/codec/internal/bitpack_bmi2.h"
+#include "index/codec/internal/hadamard_simd.h"
 #include "index/codec/internal/kernels.h"
 
 namespace tqdb::index::internal {
@@ -59,104 +60,20 @@ inline __m512 HadamardInRegister(__m512 v) {
   return _mm512_fmadd_ps(v, PairSigns(0xFF00), _mm512_shuffle_f32x4(v, v, 0x4E));
 }
 
-// Strides ≥ one register, h = kH, 2·kH, … < kRegs (in registers), in order.
-template <int kRegs, int kH>
-inline void CrossRegisterStages(__m512* v) {
-  if constexpr (kH < kRegs) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kRegs; i += 2 * kH) {
-#pragma GCC unroll 16
-      for (int j = i; j < i + kH; ++j) {
-        const __m512 a = v[j], b = v[j + kH];
-        v[j] = _mm512_add_ps(a, b);
-        v[j + kH] = _mm512_sub_ps(a, b);
-      }
-    }
-    CrossRegisterStages<kRegs, 2 * kH>(v);
-  }
-}
+struct Zmm {
+  using Reg = __m512;
+  static constexpr int kLanes = 16;
+  static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Reg Set1(float v) { return _mm512_set1_ps(v); }
+  static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg Sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg Mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg InRegister(Reg v) { return HadamardInRegister(v); }
+};
 
-// All rounds in kRegs registers (n = 16·kRegs ≤ 256): one load and one store
-// per element. Between rounds, scale and the next signs are one multiply by
-// ±scale, which is exact relative to the reference's two.
-template <int kRegs>
-void HadamardRegisters(float* x, const float* signs, size_t stride, int rounds, float scale,
-                       bool inverse) {
-  __m512 v[kRegs];
-  const __m512 s = _mm512_set1_ps(scale);
-#pragma GCC unroll 16
-  for (int r = 0; r < kRegs; ++r) v[r] = _mm512_loadu_ps(x + 16 * r);
-  for (int k = 0; k < rounds; ++k) {
-    if (!inverse) {
-      const float* sk = signs + k * stride;
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) {
-        __m512 m = _mm512_loadu_ps(sk + 16 * r);
-        if (k > 0) m = _mm512_mul_ps(m, s);
-        v[r] = HadamardInRegister(_mm512_mul_ps(v[r], m));
-      }
-      CrossRegisterStages<kRegs, 1>(v);
-    } else {
-      const float* sk = signs + (rounds - 1 - k) * stride;
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) v[r] = HadamardInRegister(v[r]);
-      CrossRegisterStages<kRegs, 1>(v);
-#pragma GCC unroll 16
-      for (int r = 0; r < kRegs; ++r) {
-        v[r] = _mm512_mul_ps(v[r], _mm512_mul_ps(_mm512_loadu_ps(sk + 16 * r), s));
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < kRegs; ++r) {
-    if (!inverse) v[r] = _mm512_mul_ps(v[r], s);
-    _mm512_storeu_ps(x + 16 * r, v[r]);
-  }
-}
-
-// One round for any n ≥ 16 through memory: in-register strides per register,
-// one pass per stride ≥ 16, then the scale (and signs).
-void HadamardMemoryRound(float* x, int n, const float* signs, float scale, bool inverse) {
-  for (int i = 0; i < n; i += 16) {
-    __m512 v = _mm512_loadu_ps(x + i);
-    if (!inverse) v = _mm512_mul_ps(v, _mm512_loadu_ps(signs + i));
-    _mm512_storeu_ps(x + i, HadamardInRegister(v));
-  }
-  for (int h = 16; h < n; h *= 2) {
-    for (int i = 0; i < n; i += 2 * h) {
-      for (int j = i; j < i + h; j += 16) {
-        const __m512 a = _mm512_loadu_ps(x + j), b = _mm512_loadu_ps(x + j + h);
-        _mm512_storeu_ps(x + j, _mm512_add_ps(a, b));
-        _mm512_storeu_ps(x + j + h, _mm512_sub_ps(a, b));
-      }
-    }
-  }
-  const __m512 s = _mm512_set1_ps(scale);
-  for (int i = 0; i < n; i += 16) {
-    __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), s);
-    if (inverse) v = _mm512_mul_ps(v, _mm512_loadu_ps(signs + i));
-    _mm512_storeu_ps(x + i, v);
-  }
-}
-
-void Hadamard(float* x, int log2n, const float* signs, size_t stride, int rounds, float scale,
-              bool inverse) {
-  switch (log2n) {
-    case 4: return HadamardRegisters<1>(x, signs, stride, rounds, scale, inverse);
-    case 5: return HadamardRegisters<2>(x, signs, stride, rounds, scale, inverse);
-    case 6: return HadamardRegisters<4>(x, signs, stride, rounds, scale, inverse);
-    case 7: return HadamardRegisters<8>(x, signs, stride, rounds, scale, inverse);
-    case 8: return HadamardRegisters<16>(x, signs, stride, rounds, scale, inverse);
-    default:
-      if (log2n < 4) {
-        return ScalarKernels().hadamard(x, log2n, signs, stride, rounds, scale, inverse);
-      }
-      for (int k = 0; k < rounds; ++k) {
-        const int r = inverse ? rounds - 1 - k : k;
-        HadamardMemoryRound(x, 1 << log2n, signs + r * stride, scale, inverse);
-      }
-  }
-}
+// Up to 16 registers (d ≤ 256) stay resident; AVX-512 has 32.
+constexpr auto& Hadamard = HadamardSimd<Zmm, 16>;
 
 void MatVec(const float* m, int rows, int cols, const float* x, float* y) {
   int i = 0;

@@ -170,12 +170,20 @@ void Codec::ReadScales(const uint8_t* code, float* scales) const {
   }
 }
 
+void Codec::UnpackIndices(const uint8_t* code, uint8_t* idx) const {
+  kernels_->unpack(code + layout_.hi, n_hi_, format_.bits + 1, idx);
+  kernels_->unpack(code + layout_.lo, n_lo_, format_.bits, idx + n_hi_);
+}
+
+float Codec::QjlWeight(const uint8_t* code) const {
+  return ReadScalar(code) * ReadScalar(code + layout_.gamma) * qjl_coef_;
+}
+
 void Codec::DecodeCentroids(const uint8_t* code, float* out) const {
   const internal::Kernels& k = *kernels_;
   const int d = dim();
   uint8_t* idx = Scratch::Get().Bytes(d);
-  k.unpack(code + layout_.hi, n_hi_, format_.bits + 1, idx);
-  k.unpack(code + layout_.lo, n_lo_, format_.bits, idx + n_hi_);
+  UnpackIndices(code, idx);
   const int block = format_.scale_block ? format_.scale_block : d;
   for (int b0 = 0, s = 0; b0 < d; b0 += block, ++s) {
     const int b1 = std::min(d, b0 + block);
@@ -207,7 +215,7 @@ void Codec::DecodeOne(const uint8_t* code, float* x) const {
     const uint8_t* signs = code + layout_.signs;
     for (int i = 0; i < qjl_rows_; ++i) z[i] = (signs[i / 8] >> (i % 8)) & 1 ? 1.0f : -1.0f;
     kernels_->matvec(qjl_t_.data(), d, qjl_rows_, z, t);
-    const float coef = ReadScalar(code) * ReadScalar(code + layout_.gamma) * qjl_coef_;
+    const float coef = QjlWeight(code);
     for (int i = 0; i < d; ++i) c[i] += coef * t[i];
   }
   rotation_->Inverse(c, x, *kernels_);
@@ -234,7 +242,7 @@ float Codec::EstimateInnerProduct(const Query& query, const uint8_t* code) const
     for (int i = 0; i < qjl_rows_; ++i) {
       acc += (signs[i / 8] >> (i % 8)) & 1 ? query.projected[i] : -query.projected[i];
     }
-    ip += ReadScalar(code) * ReadScalar(code + layout_.gamma) * qjl_coef_ * acc;
+    ip += QjlWeight(code) * acc;
   }
   return ip;
 }

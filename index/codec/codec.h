@@ -73,6 +73,17 @@ class Codec {
 
   // Stored scales of one code, as floats (NumScales() of them).
   void ReadScales(const uint8_t* code, float* scales) const;
+  // The dim() centroid indices of a code (bits + 1 wide on the outlier prefix).
+  void UnpackIndices(const uint8_t* code, uint8_t* idx) const;
+  // kProd only: the code's QJL sign bits (LSB-first, QjlRows() of them), and
+  // the factor ‖x‖·γ·√(π/2)/m that multiplies ⟨S·Π·y, ±1⟩ in the estimate.
+  const uint8_t* QjlSigns(const uint8_t* code) const { return code + layout_.signs; }
+  float QjlWeight(const uint8_t* code) const;
+  // The unit-sphere codebook centroids, padded to 256 floats: the outlier
+  // (bits + 1) table or the regular one.
+  const float* Centroids(bool outlier) const {
+    return outlier ? hi_centroids_.data() : lo_centroids_.data();
+  }
 
   Codec(const Format& format, Isa isa);  // use Create()
 

@@ -10,11 +10,6 @@
 //   h = 2: [x0 x1 x2 x3 | …]    partner = swap pairs        −1 lanes 0xCCCC
 //   h = 4: 128-bit lanes        partner = swap quads        −1 lanes 0xF0F0
 //   h = 8: 256-bit halves       partner = swap halves       −1 lanes 0xFF00
-// GCC 12 flags its own AVX-512 intrinsic headers (_mm512_undefined_* passed
-// as the pass-through of unmasked builtins) as (maybe-)uninitialized.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 #include <immintrin.h>
 
 #include <cstring>

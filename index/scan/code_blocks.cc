@@ -1,0 +1,94 @@
+#include "index/scan/code_blocks.h"
+
+#include <cstring>
+
+#include "common/status.h"
+#include "index/scan/internal/fastscan_kernels.h"
+
+namespace tqdb::index {
+
+using internal::kBlockVectors;
+using internal::kPairCodeBytes;
+
+absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<const Codec> codec) {
+  TQDB_ASSIGN_OR_RETURN(ScanLayout layout, ScanLayout::Create(codec->format()));
+  return std::unique_ptr<CodeBlocks>(new CodeBlocks(std::move(codec), std::move(layout)));
+}
+
+CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout)
+    : codec_(std::move(codec)),
+      layout_(std::move(layout)),
+      block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
+      block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {}
+
+CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
+  const size_t c = i / (kBlocksPerChunk * kBlockVectors);
+  while (chunks_.size() <= c) {
+    auto chunk = std::make_unique<Chunk>();
+    chunk->nibbles.assign(kBlocksPerChunk * block_nibble_bytes_, 0);
+    chunk->weights.assign(kBlocksPerChunk * block_weights_, 0.0f);
+    chunk->codes.resize(kBlocksPerChunk * kBlockVectors * codec_->code_bytes());
+    chunks_.push_back(std::move(chunk));
+  }
+  return *chunks_[c];
+}
+
+absl::Status CodeBlocks::Append(const float* x, size_t n) {
+  std::vector<uint8_t> codes(n * codec_->code_bytes());
+  TQDB_RETURN_IF_ERROR(codec_->Encode(x, n, codes.data()));
+  AppendCodes(codes.data(), n);
+  return absl::OkStatus();
+}
+
+void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n) {
+  const Format& f = codec_->format();
+  const size_t cb = codec_->code_bytes();
+  std::vector<uint8_t> idx(f.dim), nib(2 * static_cast<size_t>(layout_.n_pairs()));
+  std::vector<float> scales(f.NumScales());
+  for (size_t k = 0; k < n; ++k, ++size_) {
+    const uint8_t* code = codes + k * cb;
+    Chunk& chunk = ChunkFor(size_);
+    const size_t in_chunk = size_ % (kBlocksPerChunk * kBlockVectors);
+    const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
+    std::memcpy(&chunk.codes[in_chunk * cb], code, cb);
+
+    codec_->UnpackIndices(code, idx.data());
+    layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
+                      nib.data());
+    uint8_t* pairs = &chunk.nibbles[block * block_nibble_bytes_];
+    for (int p = 0; p < layout_.n_pairs(); ++p) {
+      pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
+    }
+    float* weights = &chunk.weights[block * block_weights_];
+    codec_->ReadScales(code, scales.data());
+    for (int s = 0; s < f.NumScales(); ++s) weights[s * kBlockVectors + lane] = scales[s];
+    if (f.mode == QuantMode::kProd) {
+      weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
+    }
+  }
+}
+
+const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {
+  const Chunk& chunk = *chunks_[block / kBlocksPerChunk];
+  return &chunk.nibbles[(block % kBlocksPerChunk) * block_nibble_bytes_];
+}
+
+const float* CodeBlocks::BlockWeights(size_t block) const {
+  const Chunk& chunk = *chunks_[block / kBlocksPerChunk];
+  return &chunk.weights[(block % kBlocksPerChunk) * block_weights_];
+}
+
+const uint8_t* CodeBlocks::Code(size_t i) const {
+  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
+  return &chunks_[i / per_chunk]->codes[(i % per_chunk) * codec_->code_bytes()];
+}
+
+size_t CodeBlocks::MemoryBytes() const {
+  size_t bytes = 0;
+  for (const auto& c : chunks_) {
+    bytes += c->nibbles.size() + c->weights.size() * sizeof(float) + c->codes.size();
+  }
+  return bytes;
+}
+
+}  // namespace tqdb::index

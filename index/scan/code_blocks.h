@@ -1,0 +1,76 @@
+// CodeBlocks: an in-memory, append-only set of encoded vectors laid out for
+// fast scanning. Knows nothing of RocksDB or gRPC (storage persists the codes
+// and rebuilds a CodeBlocks on open).
+//
+// Layout: vectors are grouped in blocks of 32 (internal::kBlockVectors) and
+// blocks in chunks of kBlocksPerChunk, each chunk allocated once and never
+// moved, so growing never copies what is there. Per block, side by side:
+//
+//   nibbles  n_pairs × 32 bytes   (fastscan_kernels.h: byte v of pair p =
+//                                  nib_v[2p] | nib_v[2p+1] << 4)
+//   weights  n_weights × 32 floats (weight w of vector v at [w·32 + v]: its
+//                                  scales, then the QJL factor)
+// and per vector, its original code bytes (for decoding and reranking). Slots
+// of a partly filled last block hold zero nibbles and weights.
+//
+// Thread-safety: const methods may run concurrently with each other; Append
+// must not run concurrently with anything (storage adds the synchronization).
+#ifndef TQDB_INDEX_SCAN_CODE_BLOCKS_H_
+#define TQDB_INDEX_SCAN_CODE_BLOCKS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "index/codec/codec.h"
+#include "index/scan/scan_layout.h"
+
+namespace tqdb::index {
+
+class CodeBlocks {
+ public:
+  static constexpr size_t kBlocksPerChunk = 32;  // 1024 vectors
+
+  // InvalidArgument if the codec's format is not fast-scannable (> 4 bits).
+  static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec);
+
+  // Appends n vectors (n·dim floats): InvalidArgument, appending nothing, if
+  // any value is not finite.
+  absl::Status Append(const float* x, size_t n);
+  // Appends n codes produced by codec().Encode (n·code_bytes bytes).
+  void AppendCodes(const uint8_t* codes, size_t n);
+
+  size_t size() const { return size_; }
+  size_t num_blocks() const { return (size_ + 31) / 32; }
+  // REQUIRES: block < num_blocks(), i < size().
+  const uint8_t* BlockNibbles(size_t block) const;
+  const float* BlockWeights(size_t block) const;
+  const uint8_t* Code(size_t i) const;
+
+  const Codec& codec() const { return *codec_; }
+  const ScanLayout& layout() const { return layout_; }
+  // Bytes held: nibbles, weights and codes of every allocated chunk.
+  size_t MemoryBytes() const;
+
+ private:
+  struct Chunk {
+    std::vector<uint8_t> nibbles;  // kBlocksPerChunk · n_pairs · 32
+    std::vector<float> weights;    // kBlocksPerChunk · n_weights · 32
+    std::vector<uint8_t> codes;    // kBlocksPerChunk · 32 · code_bytes
+  };
+  CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout);
+  Chunk& ChunkFor(size_t i);
+
+  std::shared_ptr<const Codec> codec_;
+  ScanLayout layout_;
+  size_t block_nibble_bytes_, block_weights_;
+  size_t size_ = 0;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+};
+
+}  // namespace tqdb::index
+
+#endif  // TQDB_INDEX_SCAN_CODE_BLOCKS_H_

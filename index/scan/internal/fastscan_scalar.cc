@@ -1,0 +1,29 @@
+// Scalar reference of the fast-scan accumulation (fastscan_kernels.h).
+#include "index/scan/internal/fastscan_kernels.h"
+
+namespace tqdb::index::internal {
+
+void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out) {
+  for (int v = 0; v < kBlockVectors; ++v) {
+    uint32_t sum = 0;
+    for (int p = 0; p < n_pairs; ++p) {
+      const uint8_t byte = codes[p * kPairCodeBytes + v];
+      const uint8_t* lut = luts + p * kPairLutBytes;
+      sum += lut[byte & 15] + lut[32 + (byte >> 4)];
+    }
+    out[v] = static_cast<uint16_t>(sum);
+  }
+}
+
+AccumulateFn GetAccumulate(Isa isa) {
+  switch (ResolveIsa(isa)) {
+    case Isa::kAvx512:
+      return IsaSupported(Isa::kAvx512) ? AccumulateAvx512() : nullptr;
+    case Isa::kAvx2:
+      return IsaSupported(Isa::kAvx2) ? AccumulateAvx2() : nullptr;
+    default:
+      return &AccumulateScalar;
+  }
+}
+
+}  // namespace tqdb::index::internal

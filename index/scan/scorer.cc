@@ -1,0 +1,119 @@
+#include "index/scan/scorer.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+#include "index/scan/internal/fastscan_kernels.h"
+
+namespace tqdb::index {
+
+using internal::kBlockVectors;
+using internal::kPairCodeBytes;
+using internal::kPairLutBytes;
+
+namespace {
+
+// The 16 float entries of one nibble group's table.
+void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Query& q,
+                float* t) {
+  std::fill(t, t + 16, 0.0f);
+  if (g.kind == ScanLayout::GroupKind::kPad) return;
+  const int used = 1 << (g.count * g.bits);
+  const float* c = codec.Centroids(g.outlier);
+  const int mask = (1 << g.bits) - 1;
+  for (int n = 0; n < used; ++n) {
+    float sum = 0.0f;
+    for (int i = 0; i < g.count; ++i) {
+      const int k = g.first + i;
+      const int field = (n >> (g.bits * i)) & mask;
+      sum += g.kind == ScanLayout::GroupKind::kQjlSigns
+                 ? (field ? q.projected[k] : -q.projected[k])
+                 : q.rotated[k] * c[field];
+    }
+    t[n] = sum;
+  }
+  for (int n = used; n < 16; ++n) t[n] = t[0];  // never indexed; keeps min/max honest
+}
+
+}  // namespace
+
+void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
+                  PreparedQuery* query) {
+  Codec::Query q;
+  codec.PrepareQuery(y, &q);
+  const auto& groups = layout.groups();
+  const auto& runs = layout.runs();
+  std::vector<float> tables(groups.size() * 16);
+  for (size_t g = 0; g < groups.size(); ++g) GroupTable(groups[g], codec, q, &tables[g * 16]);
+
+  query->luts.assign(static_cast<size_t>(layout.n_pairs()) * kPairLutBytes, 0);
+  query->delta.resize(runs.size());
+  query->bias.resize(runs.size());
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const size_t g0 = 2 * static_cast<size_t>(runs[r].first_pair);
+    const size_t g1 = g0 + 2 * static_cast<size_t>(runs[r].n_pairs);
+    float range = 0.0f;
+    for (size_t g = g0; g < g1; ++g) {
+      const float* t = &tables[g * 16];
+      range = std::max(range, *std::max_element(t, t + 16) - *std::min_element(t, t + 16));
+    }
+    const float delta = range > 0.0f ? range / 255.0f : 1.0f;
+    float bias = 0.0f;
+    for (size_t g = g0; g < g1; ++g) {
+      const float* t = &tables[g * 16];
+      const float lo = *std::min_element(t, t + 16);
+      bias += lo;
+      // Pair p = g/2: the low nibble's table at +0 (twice), the high's at +32.
+      uint8_t* lut = &query->luts[(g / 2) * kPairLutBytes + (g % 2) * 32];
+      for (int n = 0; n < 16; ++n) {
+        const float level = std::nearbyint((t[n] - lo) / delta);
+        lut[n] = lut[16 + n] = static_cast<uint8_t>(std::clamp(level, 0.0f, 255.0f));
+      }
+    }
+    query->delta[r] = delta;
+    query->bias[r] = bias;
+  }
+}
+
+void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
+                 size_t block_begin, size_t block_end, float* out, size_t stride, Isa isa) {
+  const internal::AccumulateFn accumulate = internal::GetAccumulate(isa);
+  assert(accumulate != nullptr);
+  const auto& runs = blocks.layout().runs();
+  alignas(64) uint16_t acc[kBlockVectors];
+  alignas(64) float score[kBlockVectors];
+  for (size_t b = block_begin; b < block_end; ++b) {
+    const uint8_t* nibbles = blocks.BlockNibbles(b);
+    const float* weights = blocks.BlockWeights(b);
+    const size_t first = b * kBlockVectors;
+    const size_t count = std::min<size_t>(kBlockVectors, blocks.size() - first);
+    for (int qi = 0; qi < nq; ++qi) {
+      const PreparedQuery& q = queries[qi];
+      std::fill(score, score + kBlockVectors, 0.0f);
+      for (size_t r = 0; r < runs.size(); ++r) {
+        const auto& run = runs[r];
+        accumulate(nibbles + run.first_pair * kPairCodeBytes,
+                   q.luts.data() + run.first_pair * kPairLutBytes, run.n_pairs, acc);
+        const float* w = weights + run.weight * kBlockVectors;
+        const float delta = q.delta[r], bias = q.bias[r];
+        for (int v = 0; v < kBlockVectors; ++v) score[v] += w[v] * (delta * acc[v] + bias);
+      }
+      std::copy(score, score + count,
+                out + static_cast<size_t>(qi) * stride + (first - block_begin * kBlockVectors));
+    }
+  }
+}
+
+float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i) {
+  const auto& runs = blocks.layout().runs();
+  const float* weights = blocks.BlockWeights(i / kBlockVectors);
+  float bound = 0.0f;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const float w = weights[runs[r].weight * kBlockVectors + i % kBlockVectors];
+    bound += std::fabs(w) * query.delta[r] * runs[r].n_pairs;  // 2·n_pairs groups × Δ/2
+  }
+  return bound;
+}
+
+}  // namespace tqdb::index

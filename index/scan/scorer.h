@@ -1,0 +1,50 @@
+// Fast-scan scoring: inner-product estimates of queries against CodeBlocks
+// without decompressing, through quantized lookup tables (FAISS fast-scan
+// style) and the fastscan kernels.
+//
+// For each query, PrepareQuery rotates it once (Π·y, and S·Π·y for QJL codes)
+// and builds one 16-entry float table per nibble group (scan_layout.h). Each
+// run's tables are quantized to uint8 with one step Δ_run = max range / 255
+// and a per-table offset; the score of vector v is
+//   Σ_runs w_run[v] · (Δ_run · acc_run[v] + bias_run)
+// with acc the kernels' exact integer sums. Rounding each table entry costs at
+// most Δ_run/2 per group, so |score − exact estimate| ≤ Σ_runs |w|·Δ_run·G_run/2
+// (G = groups in the run); ErrorBound reports it.
+//
+// Thread-safety: a PreparedQuery is immutable after PrepareQuery; scoring is
+// const and may run concurrently.
+#ifndef TQDB_INDEX_SCAN_SCORER_H_
+#define TQDB_INDEX_SCAN_SCORER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "index/codec/isa.h"
+#include "index/scan/code_blocks.h"
+
+namespace tqdb::index {
+
+struct PreparedQuery {
+  std::vector<uint8_t> luts;   // n_pairs × 64 bytes (fastscan_kernels.h)
+  std::vector<float> delta;    // per run
+  std::vector<float> bias;     // per run
+};
+
+// REQUIRES: y holds layout.format().dim finite floats; codec matches layout.
+void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
+                  PreparedQuery* query);
+
+// Scores vectors [block_begin·32, min(block_end·32, size)) for nq queries:
+// out[q·stride + i] for i counted from block_begin·32. REQUIRES: block_end <=
+// blocks.num_blocks(); out has room for nq rows of `stride` ≥ the range.
+void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
+                 size_t block_begin, size_t block_end, float* out, size_t stride,
+                 Isa isa = Isa::kBest);
+
+// Upper bound on |fast score − Codec::EstimateInnerProduct| for vector i.
+float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i);
+
+}  // namespace tqdb::index
+
+#endif  // TQDB_INDEX_SCAN_SCORER_H_

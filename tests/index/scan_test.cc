@@ -1,0 +1,161 @@
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/testing.h"
+#include "gtest/gtest.h"
+#include "index/scan/code_blocks.h"
+#include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/scorer.h"
+
+namespace tqdb::index {
+namespace {
+
+using internal::kBlockVectors;
+using internal::kPairCodeBytes;
+using internal::kPairLutBytes;
+
+std::vector<float> Gaussian(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+// Integer sums are exact, so every ISA must give the scalar result exactly,
+// including the worst case of 128 pairs of 255s (65280, just below 2^16).
+TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
+  std::mt19937 rng(1);
+  for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 127, 128}) {
+    for (bool saturate : {false, true}) {
+      std::vector<uint8_t> codes(n_pairs * kPairCodeBytes + 64), luts(n_pairs * kPairLutBytes + 64);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
+      for (int p = 0; p < n_pairs; ++p) {  // each table stored twice, as PrepareQuery does
+        for (int half = 0; half < 2; ++half) {
+          for (int n = 0; n < 16; ++n) {
+            const uint8_t v = saturate ? 255 : static_cast<uint8_t>(rng());
+            luts[p * kPairLutBytes + half * 32 + n] = luts[p * kPairLutBytes + half * 32 + 16 + n] = v;
+          }
+        }
+      }
+      uint16_t want[kBlockVectors];
+      internal::AccumulateScalar(codes.data(), luts.data(), n_pairs, want);
+      if (saturate) {
+        for (uint16_t w : want) ASSERT_EQ(w, 2 * 255 * n_pairs);
+      }
+      for (Isa isa : SupportedIsas()) {
+        uint16_t got[kBlockVectors];
+        internal::GetAccumulate(isa)(codes.data(), luts.data(), n_pairs, got);
+        EXPECT_EQ(0, std::memcmp(got, want, sizeof(want)))
+            << IsaName(isa) << " n_pairs=" << n_pairs << " saturate=" << saturate;
+      }
+    }
+  }
+}
+
+TEST(ScanLayoutTest, ShapesOfPresets) {
+  struct Case {
+    const char* name;
+    int dim, pairs, runs;
+  };
+  const Case cases[] = {
+      {"tq4", 128, 64, 1},   {"tq2", 128, 32, 1},  {"tq1", 128, 16, 1},
+      {"tq3", 128, 64, 1},   {"tq3.5", 128, 64, 1}, {"tq2.5", 128, 48, 1},  // 64 + 32 nibbles
+      {"turbo3", 128, 64, 4}, {"turbo4", 128, 64, 2},
+      {"tq4p", 128, 64 + 16, 2},  // 3-bit MSE (one coordinate a nibble) + 128 signs / 4
+      {"tq4", 384, 192, 2},  // split at kMaxPairsPerRun = 128
+      {"tq2", 33, 9, 1},     // 17 nibbles, padded to 18
+  };
+  for (const Case& c : cases) {
+    auto layout = ScanLayout::Create(*ParseFormat(c.name, c.dim));
+    ASSERT_OK(layout);
+    EXPECT_EQ(layout->n_pairs(), c.pairs) << c.name;
+    EXPECT_EQ(static_cast<int>(layout->runs().size()), c.runs) << c.name;
+  }
+  EXPECT_STATUS_CODE(ScanLayout::Create(*ParseFormat("tq5", 128)), absl::StatusCode::kInvalidArgument);
+  EXPECT_STATUS_CODE(ScanLayout::Create(*ParseFormat("tq4.5", 128)),
+                     absl::StatusCode::kInvalidArgument);
+}
+
+// Fast scores agree with the codec's exact estimator within the bound the
+// table rounding implies (plus float slack), and are bit-identical per ISA.
+TEST(ScorerTest, MatchesExactEstimateWithinRoundingBound) {
+  const std::vector<std::string> names = {"tq1",    "tq2",    "tq3",    "tq4",  "tq2.5",
+                                          "tq3.5",  "turbo2", "turbo3", "turbo4", "tq3p",
+                                          "tq4p",   "tq4-ipc"};
+  constexpr size_t kN = 1000;  // not a multiple of 32: a partial last block
+  constexpr int kNq = 3;
+  for (int dim : {33, 96, 128, 384}) {
+    const std::vector<float> x = Gaussian(kN * dim, dim);
+    const std::vector<float> y = Gaussian(kNq * dim, dim + 1);
+    for (const std::string& name : names) {
+      auto codec = *Codec::Create(*ParseFormat(name, dim, 5));
+      auto blocks = *CodeBlocks::Create(codec);
+      ASSERT_OK(blocks->Append(x.data(), kN));
+      ASSERT_EQ(blocks->size(), kN);
+      std::vector<PreparedQuery> queries(kNq);
+      for (int q = 0; q < kNq; ++q) PrepareQuery(*codec, blocks->layout(), &y[q * dim], &queries[q]);
+
+      std::vector<float> want(kNq * kN);
+      ScoreBlocks(*blocks, queries.data(), kNq, 0, blocks->num_blocks(), want.data(), kN,
+                  Isa::kScalar);
+      for (Isa isa : SupportedIsas()) {
+        std::vector<float> got(kNq * kN);
+        ScoreBlocks(*blocks, queries.data(), kNq, 0, blocks->num_blocks(), got.data(), kN, isa);
+        EXPECT_EQ(got, want) << name << " d=" << dim << " " << IsaName(isa);
+      }
+      for (int q = 0; q < kNq; ++q) {
+        Codec::Query exact_query;
+        codec->PrepareQuery(&y[q * dim], &exact_query);
+        double ynorm = 0;
+        for (int j = 0; j < dim; ++j) ynorm += double{y[q * dim + j]} * y[q * dim + j];
+        for (size_t i = 0; i < kN; i += 7) {
+          const float exact = codec->EstimateInnerProduct(exact_query, blocks->Code(i));
+          double xnorm = 0;
+          for (int j = 0; j < dim; ++j) xnorm += double{x[i * dim + j]} * x[i * dim + j];
+          // Float slack: both sides sum O(dim) float terms of size ≤ ‖x‖·‖y‖.
+          const double slack = 1e-5 * dim * std::sqrt(xnorm * ynorm);
+          EXPECT_LE(std::fabs(want[q * kN + i] - exact),
+                    ErrorBound(*blocks, queries[q], i) + slack)
+              << name << " d=" << dim << " vector " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(ScorerTest, PlantedNeighbourScoresHighest) {
+  constexpr int kDim = 128;
+  constexpr size_t kN = 5000, kPlanted = 1234;
+  std::vector<float> x = Gaussian(kN * kDim, 9);
+  const std::vector<float> y = Gaussian(kDim, 10);
+  for (int j = 0; j < kDim; ++j) x[kPlanted * kDim + j] = y[j] * 1.5f;
+  for (const char* name : {"tq2", "tq4", "turbo3"}) {
+    auto codec = *Codec::Create(*ParseFormat(name, kDim));
+    auto blocks = *CodeBlocks::Create(codec);
+    ASSERT_OK(blocks->Append(x.data(), kN));
+    PreparedQuery q;
+    PrepareQuery(*codec, blocks->layout(), y.data(), &q);
+    std::vector<float> scores(kN);
+    ScoreBlocks(*blocks, &q, 1, 0, blocks->num_blocks(), scores.data(), kN);
+    EXPECT_EQ(std::max_element(scores.begin(), scores.end()) - scores.begin(),
+              static_cast<long>(kPlanted))
+        << name;
+  }
+}
+
+TEST(CodeBlocksTest, RejectsWideFormatsAndNonFiniteInput) {
+  EXPECT_STATUS_CODE(CodeBlocks::Create(*Codec::Create(*ParseFormat("tq8", 64))),
+                     absl::StatusCode::kInvalidArgument);
+  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", 64)));
+  std::vector<float> x = Gaussian(2 * 64, 3);
+  x[70] = std::nanf("");
+  EXPECT_STATUS_CODE(blocks->Append(x.data(), 2), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(blocks->size(), 0u);
+}
+
+}  // namespace
+}  // namespace tqdb::index

@@ -1,0 +1,235 @@
+// tqdb-bench scan: fast-scan scoring throughput and recall over TurboQuant
+// codes, FAISS indexes on the same data, and this machine's streaming read
+// bandwidth, so every figure reads as a fraction of the hardware limit.
+//
+// Lines:
+//   {"suite":"membw","threads":1,"read_gb_per_s":…}   plain sum over 1 GiB
+//   {"suite":"scan","system":"tqdb"|"faiss","format":…,"nq":1|8,
+//    "keys_per_s":…       keys scanned per second (n·nq_eval/time ÷ nq: each key
+//                         is read once per batch of nq queries),
+//    "scores_per_s":…     query·key scores per second,
+//    "recall_10_at_10", "recall_1_at_10", "rerank_oversample": r}
+// Ground truth: exact inner products (FAISS IndexFlatIP) of nq_eval queries.
+// Rerank r: the best 10·r by code score are rescored exactly against the raw
+// vectors with faiss::fvec_inner_products_by_idx, then cut to 10.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "faiss/IndexFlat.h"
+#include "faiss/IndexPQ.h"
+#include "faiss/IndexPQFastScan.h"
+#include "faiss/IndexScalarQuantizer.h"
+#include "faiss/utils/distances.h"
+#include "index/scan/code_blocks.h"
+#include "index/scan/scorer.h"
+
+namespace tqdb::bench {
+namespace {
+
+constexpr int kK = 10;
+
+// Sum of `bytes` of buf with four independent 256-bit accumulators.
+__attribute__((target("avx2"))) uint64_t SumAvx2(const uint64_t* buf, size_t bytes) {
+  __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+  const __m256i* p = reinterpret_cast<const __m256i*>(buf);
+  for (size_t i = 0; i < bytes / 32; i += 4) {
+    a = _mm256_add_epi64(a, _mm256_loadu_si256(p + i));
+    b = _mm256_add_epi64(b, _mm256_loadu_si256(p + i + 1));
+    c = _mm256_add_epi64(c, _mm256_loadu_si256(p + i + 2));
+    d = _mm256_add_epi64(d, _mm256_loadu_si256(p + i + 3));
+  }
+  alignas(32) uint64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out),
+                     _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+double ReadBandwidthGbPerS() {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<uint64_t> buf(bytes / 8, 1);
+  uint64_t sink = 0;
+  const double seconds = BestSeconds(3, [&] { sink += SumAvx2(buf.data(), bytes); });
+  if (sink == 42) std::printf("#\n");  // keep the sum alive
+  return bytes / seconds / 1e9;
+}
+
+struct Recall {
+  double r10_at_10 = 0, r1_at_10 = 0;
+};
+
+// Top-k ids of scores (descending, ties by lower id).
+std::vector<int64_t> TopK(const float* scores, size_t n, size_t k) {
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  k = std::min(k, n);
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int64_t a, int64_t b) {
+    return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
+  });
+  ids.resize(k);
+  return ids;
+}
+
+Recall Score(const std::vector<std::vector<int64_t>>& found, const std::vector<int64_t>& gt) {
+  Recall r;
+  for (size_t q = 0; q < found.size(); ++q) {
+    const int64_t* g = &gt[q * kK];
+    int hits = 0;
+    for (int64_t id : found[q]) hits += std::count(g, g + kK, id) > 0;
+    r.r10_at_10 += hits / double{kK};
+    r.r1_at_10 += std::count(found[q].begin(), found[q].end(), g[0]) > 0;
+  }
+  r.r10_at_10 /= found.size();
+  r.r1_at_10 /= found.size();
+  return r;
+}
+
+// The best 10·r candidates rescored exactly, cut to 10.
+std::vector<int64_t> Rerank(const std::vector<int64_t>& candidates, const float* query,
+                            const std::vector<float>& base, int d) {
+  std::vector<float> ip(candidates.size());
+  faiss::fvec_inner_products_by_idx(ip.data(), query, base.data(), candidates.data(), d, 1,
+                                    candidates.size());
+  std::vector<int64_t> order = TopK(ip.data(), ip.size(), kK);
+  for (int64_t& o : order) o = candidates[o];
+  return order;
+}
+
+void PrintLine(const std::string& system, const std::string& format, const std::string& dataset,
+               int d, size_t n, int nq, int threads, double keys_per_s, const Recall& r,
+               int oversample) {
+  JsonLine()
+      .Add("suite", "scan").Add("system", system).Add("format", format).Add("dataset", dataset)
+      .Add("d", d).Add("n", n).Add("nq", nq).Add("threads", threads)
+      .Add("keys_per_s", keys_per_s).Add("scores_per_s", keys_per_s * nq)
+      .Add("recall_10_at_10", r.r10_at_10).Add("recall_1_at_10", r.r1_at_10)
+      .Add("rerank_oversample", oversample)
+      .Print();
+}
+
+void BenchTqdb(const std::string& name, const std::vector<float>& base,
+               const std::vector<float>& queries, size_t n_eval, const std::vector<int64_t>& gt,
+               int d, int threads) {
+  const size_t n = base.size() / d;
+  auto format = index::ParseFormat(name, d, 42);
+  if (!format.ok()) return;
+  auto codec = *index::Codec::Create(*format);
+  auto blocks_or = index::CodeBlocks::Create(codec);
+  if (!blocks_or.ok()) return;
+  auto blocks = std::move(*blocks_or);
+  std::vector<uint8_t> codes(n * codec->code_bytes());
+  ParallelFor(n, 2, [&](size_t b, size_t e) {
+    codec->EncodeUnchecked(&base[b * d], e - b, &codes[b * codec->code_bytes()]);
+  });
+  blocks->AppendCodes(codes.data(), n);
+  std::vector<index::PreparedQuery> prepared(n_eval);
+  for (size_t q = 0; q < n_eval; ++q) {
+    index::PrepareQuery(*codec, blocks->layout(), &queries[q * d], &prepared[q]);
+  }
+  std::vector<float> scores(n_eval * n);
+  for (int nq : {1, 8}) {
+    // All n_eval queries in batches of nq; each batch reads every key once.
+    const double seconds = BestSeconds(3, [&] {
+      for (size_t q0 = 0; q0 < n_eval; q0 += nq) {
+        const int batch = static_cast<int>(std::min<size_t>(nq, n_eval - q0));
+        ParallelFor(blocks->num_blocks(), threads, [&](size_t b, size_t e) {
+          index::ScoreBlocks(*blocks, &prepared[q0], batch, b, e, &scores[q0 * n + b * 32], n);
+        });
+      }
+    });
+    const double keys_per_s = n * (n_eval / static_cast<double>(nq)) / seconds;
+    for (int oversample : {0, 4, 10}) {
+      if (nq != 1 && oversample != 0) continue;  // recall does not depend on nq
+      std::vector<std::vector<int64_t>> found(n_eval);
+      for (size_t q = 0; q < n_eval; ++q) {
+        const size_t k = oversample ? static_cast<size_t>(kK) * oversample : kK;
+        found[q] = TopK(&scores[q * n], n, k);
+        if (oversample) found[q] = Rerank(found[q], &queries[q * d], base, d);
+      }
+      PrintLine("tqdb", name, "synthetic", d, n, nq, threads, keys_per_s, Score(found, gt),
+                oversample);
+    }
+  }
+}
+
+void BenchFaiss(const std::string& name, faiss::Index* index, const std::vector<float>& base,
+                const std::vector<float>& queries, size_t n_eval, const std::vector<int64_t>& gt,
+                int d, int threads) {
+  const size_t n = base.size() / d;
+  const auto nn = static_cast<faiss::Index::idx_t>(n);
+  index->train(nn, base.data());
+  index->add(nn, base.data());
+  std::vector<float> dist(n_eval * kK);
+  std::vector<faiss::Index::idx_t> labels(n_eval * kK);
+  for (int nq : {1, 8}) {
+    const double seconds = BestSeconds(2, [&] {
+      for (size_t q0 = 0; q0 < n_eval; q0 += nq) {
+        const auto batch = static_cast<faiss::Index::idx_t>(std::min<size_t>(nq, n_eval - q0));
+        index->search(batch, &queries[q0 * d], kK, &dist[q0 * kK], &labels[q0 * kK]);
+      }
+    });
+    std::vector<std::vector<int64_t>> found(n_eval);
+    for (size_t q = 0; q < n_eval; ++q) found[q].assign(&labels[q * kK], &labels[q * kK] + kK);
+    PrintLine("faiss", name, "synthetic", d, n, nq, threads,
+              n * (n_eval / static_cast<double>(nq)) / seconds, Score(found, gt), 0);
+  }
+}
+
+}  // namespace
+
+int RunScan(int argc, char** argv) {
+  const Flags flags(argc, argv);
+  const size_t n = static_cast<size_t>(flags.Int("n", 1000000));
+  const int d = static_cast<int>(flags.Int("d", 128));
+  const int threads = static_cast<int>(flags.Int("threads", 1));
+  const size_t n_eval = static_cast<size_t>(flags.Int("queries", 64));
+  omp_set_num_threads(threads);
+
+  JsonLine().Add("suite", "membw").Add("threads", 1).Add("read_gb_per_s", ReadBandwidthGbPerS()).Print();
+
+  const std::vector<float> base = RandomUnitVectors(n, d, 1);
+  const std::vector<float> queries = RandomUnitVectors(n_eval, d, 2);
+  faiss::IndexFlatIP flat(d);
+  flat.add(static_cast<faiss::Index::idx_t>(n), base.data());
+  std::vector<float> gt_dist(n_eval * kK);
+  std::vector<faiss::Index::idx_t> gt(n_eval * kK);
+  flat.search(static_cast<faiss::Index::idx_t>(n_eval), queries.data(), kK, gt_dist.data(), gt.data());
+  const std::vector<int64_t> gt64(gt.begin(), gt.end());
+
+  std::stringstream list(flags.Str("formats", "tq2,tq3,tq4,tq3p,tq4p"));
+  for (std::string f; std::getline(list, f, ',');) {
+    BenchTqdb(f, base, queries, n_eval, gt64, d, threads);
+  }
+  if (flags.Int("faiss", 1) != 0) {
+    std::vector<std::pair<std::string, std::unique_ptr<faiss::Index>>> baselines;
+    baselines.emplace_back("FlatIP", std::make_unique<faiss::IndexFlatIP>(d));
+    baselines.emplace_back("SQ4", std::make_unique<faiss::IndexScalarQuantizer>(
+                                      d, faiss::ScalarQuantizer::QT_4bit, faiss::METRIC_INNER_PRODUCT));
+    baselines.emplace_back("SQ8", std::make_unique<faiss::IndexScalarQuantizer>(
+                                      d, faiss::ScalarQuantizer::QT_8bit, faiss::METRIC_INNER_PRODUCT));
+    if (d % 2 == 0) {
+      baselines.emplace_back("PQFS" + std::to_string(d / 2) + "x4",
+                             std::make_unique<faiss::IndexPQFastScan>(d, d / 2, 4, faiss::METRIC_INNER_PRODUCT));
+    }
+    baselines.emplace_back("PQFS" + std::to_string(d) + "x4",
+                           std::make_unique<faiss::IndexPQFastScan>(d, d, 4, faiss::METRIC_INNER_PRODUCT));
+    if (d % 4 == 0) {
+      baselines.emplace_back("PQ" + std::to_string(d / 4) + "x8",
+                             std::make_unique<faiss::IndexPQ>(d, d / 4, 8, faiss::METRIC_INNER_PRODUCT));
+    }
+    for (auto& [name, index] : baselines) {
+      BenchFaiss(name, index.get(), base, queries, n_eval, gt64, d, threads);
+    }
+  }
+  return 0;
+}
+
+}  // namespace tqdb::bench

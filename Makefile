@@ -41,6 +41,7 @@ test-tsan: deps
 
 bench: build
 	$(BUILD)/bench/tqdb-bench codec
+	$(BUILD)/bench/tqdb-bench scan
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -28,6 +28,7 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
     chunk->nibbles.assign(kBlocksPerChunk * block_nibble_bytes_, 0);
     chunk->weights.assign(kBlocksPerChunk * block_weights_, 0.0f);
     chunk->codes.resize(kBlocksPerChunk * kBlockVectors * codec_->code_bytes());
+    chunk->sq_norms.assign(kBlocksPerChunk * kBlockVectors, 0.0f);
     chunks_.push_back(std::move(chunk));
   }
   return *chunks_[c];
@@ -36,21 +37,42 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
 absl::Status CodeBlocks::Append(const float* x, size_t n) {
   std::vector<uint8_t> codes(n * codec_->code_bytes());
   TQDB_RETURN_IF_ERROR(codec_->Encode(x, n, codes.data()));
-  AppendCodes(codes.data(), n);
+  const int d = codec_->dim();
+  std::vector<float> sq_norms(n);
+  for (size_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int j = 0; j < d; ++j) s += double{x[i * d + j]} * x[i * d + j];
+    sq_norms[i] = static_cast<float>(s);
+  }
+  AppendCodes(codes.data(), n, sq_norms.data());
   return absl::OkStatus();
 }
 
-void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n) {
+void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n) { AppendCodes(codes, n, nullptr); }
+
+void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms) {
   const Format& f = codec_->format();
   const size_t cb = codec_->code_bytes();
   std::vector<uint8_t> idx(f.dim), nib(2 * static_cast<size_t>(layout_.n_pairs()));
-  std::vector<float> scales(f.NumScales());
+  std::vector<float> scales(f.NumScales()), decoded;
   for (size_t k = 0; k < n; ++k, ++size_) {
     const uint8_t* code = codes + k * cb;
     Chunk& chunk = ChunkFor(size_);
     const size_t in_chunk = size_ % (kBlocksPerChunk * kBlockVectors);
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
     std::memcpy(&chunk.codes[in_chunk * cb], code, cb);
+    if (sq_norms != nullptr) {
+      chunk.sq_norms[in_chunk] = sq_norms[k];
+    } else if (f.scale_rule == ScaleRule::kNorm) {  // the stored scale is ‖x‖
+      codec_->ReadScales(code, scales.data());
+      chunk.sq_norms[in_chunk] = scales[0] * scales[0];
+    } else {
+      decoded.resize(f.dim);
+      codec_->Decode(code, 1, decoded.data());
+      double s = 0;
+      for (float v : decoded) s += double{v} * v;
+      chunk.sq_norms[in_chunk] = static_cast<float>(s);
+    }
 
     codec_->UnpackIndices(code, idx.data());
     layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
@@ -83,10 +105,16 @@ const uint8_t* CodeBlocks::Code(size_t i) const {
   return &chunks_[i / per_chunk]->codes[(i % per_chunk) * codec_->code_bytes()];
 }
 
+float CodeBlocks::SquaredNorm(size_t i) const {
+  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
+  return chunks_[i / per_chunk]->sq_norms[i % per_chunk];
+}
+
 size_t CodeBlocks::MemoryBytes() const {
   size_t bytes = 0;
   for (const auto& c : chunks_) {
-    bytes += c->nibbles.size() + c->weights.size() * sizeof(float) + c->codes.size();
+    bytes += c->nibbles.size() + c->codes.size() +
+             (c->weights.size() + c->sq_norms.size()) * sizeof(float);
   }
   return bytes;
 }

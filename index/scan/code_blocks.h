@@ -10,7 +10,9 @@
 //                                  nib_v[2p] | nib_v[2p+1] << 4)
 //   weights  n_weights × 32 floats (weight w of vector v at [w·32 + v]: its
 //                                  scales, then the QJL factor)
-// and per vector, its original code bytes (for decoding and reranking). Slots
+// and per vector, its original code bytes (for decoding and reranking) and
+// its squared norm (for L2: exact when appended as floats; from the stored
+// norm, or the decoded vector, when appended as codes). Slots
 // of a partly filled last block hold zero nibbles and weights.
 //
 // Thread-safety: const methods may run concurrently with each other; Append
@@ -49,6 +51,7 @@ class CodeBlocks {
   const uint8_t* BlockNibbles(size_t block) const;
   const float* BlockWeights(size_t block) const;
   const uint8_t* Code(size_t i) const;
+  float SquaredNorm(size_t i) const;
 
   const Codec& codec() const { return *codec_; }
   const ScanLayout& layout() const { return layout_; }
@@ -60,7 +63,10 @@ class CodeBlocks {
     std::vector<uint8_t> nibbles;  // kBlocksPerChunk · n_pairs · 32
     std::vector<float> weights;    // kBlocksPerChunk · n_weights · 32
     std::vector<uint8_t> codes;    // kBlocksPerChunk · 32 · code_bytes
+    std::vector<float> sq_norms;   // kBlocksPerChunk · 32
   };
+  // sq_norms: n exact ‖x‖², or nullptr to derive them from the codes.
+  void AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms);
   CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout);
   Chunk& ChunkFor(size_t i);
 

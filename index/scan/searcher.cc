@@ -1,0 +1,135 @@
+#include "index/scan/searcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <queue>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/scorer.h"
+
+namespace tqdb::index {
+namespace {
+
+struct Hit {
+  float score;  // larger is better (L2 distances are negated)
+  int64_t label;
+};
+// Strict "a ranks before b": higher score, then lower label.
+bool Before(const Hit& a, const Hit& b) {
+  return a.score != b.score ? a.score > b.score : a.label < b.label;
+}
+
+absl::Status Validate(const CodeBlocks& blocks, absl::Span<const float> queries,
+                      const SearchOptions& o, const float* raw) {
+  const size_t d = static_cast<size_t>(blocks.codec().dim());
+  if (queries.empty() || queries.size() % d != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queries must be a non-empty multiple of dim = ", d, " floats, got ", queries.size()));
+  }
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (!std::isfinite(queries[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query ", i / d, " coordinate ", i % d, " is not finite"));
+    }
+  }
+  if (o.k < 1 || o.k > kMaxK) {
+    return absl::InvalidArgumentError(absl::StrCat("k must be in [1, ", kMaxK, "], got ", o.k));
+  }
+  if (o.oversample < 0 || static_cast<int64_t>(o.k) * o.oversample > kMaxK) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "oversample must be >= 0 with k·oversample <= ", kMaxK, ", got ", o.oversample));
+  }
+  if (o.oversample > 0 && raw == nullptr) {
+    return absl::InvalidArgumentError("reranking (oversample > 0) needs the raw vectors");
+  }
+  if (o.metric != Metric::kInnerProduct && o.metric != Metric::kCosine &&
+      o.metric != Metric::kL2) {
+    return absl::InvalidArgumentError("unknown metric");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
+                    const SearchOptions& options, const float* raw, int64_t* labels,
+                    float* distances) {
+  if (absl::Status s = Validate(blocks, queries, options, raw); !s.ok()) return s;
+  const int d = blocks.codec().dim();
+  const size_t nq = queries.size() / d;
+  const size_t k = options.k;
+  const size_t keep = options.oversample > 0 ? k * options.oversample : k;
+  const bool l2 = options.metric == Metric::kL2;
+
+  for (size_t q = 0; q < nq; ++q) {
+    std::vector<float> query(queries.begin() + q * d, queries.begin() + (q + 1) * d);
+    double qq = 0;
+    for (float v : query) qq += double{v} * v;
+    if (options.metric == Metric::kCosine && qq > 0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(qq));
+      for (float& v : query) v *= inv;
+    }
+    PreparedQuery prepared;
+    PrepareQuery(blocks.codec(), blocks.layout(), query.data(), &prepared);
+
+    // The best `keep` by code score; the heap's top is the worst kept.
+    auto worse = [](const Hit& a, const Hit& b) { return Before(a, b); };
+    std::priority_queue<Hit, std::vector<Hit>, decltype(worse)> heap(worse);
+    float block_scores[internal::kBlockVectors];
+    for (size_t b = 0; b < blocks.num_blocks(); ++b) {
+      ScoreBlocks(blocks, &prepared, 1, b, b + 1, block_scores, internal::kBlockVectors);
+      const size_t first = b * internal::kBlockVectors;
+      const size_t count = std::min<size_t>(internal::kBlockVectors, blocks.size() - first);
+      for (size_t i = 0; i < count; ++i) {
+        const int64_t label = static_cast<int64_t>(first + i);
+        // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
+        const float s = l2 ? 2 * block_scores[i] - blocks.SquaredNorm(first + i) : block_scores[i];
+        const Hit hit{s, label};
+        if (heap.size() < keep) {
+          heap.push(hit);
+        } else if (Before(hit, heap.top())) {
+          heap.pop();
+          heap.push(hit);
+        }
+      }
+    }
+    std::vector<Hit> hits;
+    hits.reserve(heap.size());
+    for (; !heap.empty(); heap.pop()) hits.push_back(heap.top());
+
+    if (options.oversample > 0 && !hits.empty()) {
+      std::vector<int64_t> ids(hits.size());
+      for (size_t i = 0; i < hits.size(); ++i) ids[i] = hits[i].label;
+      std::vector<float> exact(hits.size());
+      internal::ExactDistances(l2 ? Metric::kL2 : Metric::kInnerProduct, query.data(), raw, d,
+                               ids.data(), ids.size(), exact.data());
+      for (size_t i = 0; i < hits.size(); ++i) hits[i].score = l2 ? -exact[i] : exact[i];
+    }
+    std::sort(hits.begin(), hits.end(), Before);
+
+    const float pad = l2 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
+    for (size_t i = 0; i < k; ++i) {
+      int64_t& label = labels[q * k + i];
+      float& dist = distances[q * k + i];
+      if (i < hits.size()) {
+        label = hits[i].label;
+        if (!l2) {
+          dist = hits[i].score;
+        } else if (options.oversample > 0) {
+          dist = -hits[i].score;  // exact squared distance
+        } else {
+          dist = static_cast<float>(qq) - hits[i].score;
+        }
+      } else {
+        label = -1;
+        dist = pad;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tqdb::index

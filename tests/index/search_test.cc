@@ -1,0 +1,169 @@
+#include "index/scan/searcher.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "common/testing.h"
+#include "gtest/gtest.h"
+#include "index/scan/scorer.h"
+
+namespace tqdb::index {
+namespace {
+
+constexpr int kDim = 64;
+
+std::vector<float> Gaussian(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+std::unique_ptr<CodeBlocks> Blocks(const std::vector<float>& x, const char* format = "tq4") {
+  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, kDim, 1)));
+  EXPECT_OK(blocks->Append(x.data(), x.size() / kDim));
+  return blocks;
+}
+
+// Exact top-k by brute force in double, FAISS order (ties by lower label).
+std::vector<int64_t> BruteForce(const std::vector<float>& x, const float* q, int k, Metric m) {
+  const size_t n = x.size() / kDim;
+  std::vector<double> score(n);
+  for (size_t i = 0; i < n; ++i) {
+    double ip = 0, l2 = 0;
+    for (int j = 0; j < kDim; ++j) {
+      ip += double{q[j]} * x[i * kDim + j];
+      l2 += std::pow(double{q[j]} - x[i * kDim + j], 2);
+    }
+    score[i] = m == Metric::kL2 ? -l2 : ip;
+  }
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  ids.resize(std::min<size_t>(k, n));
+  return ids;
+}
+
+TEST(SearchTest, CodeScoresRankLikeScoreBlocks) {
+  const std::vector<float> x = Gaussian(700 * kDim, 1), q = Gaussian(kDim, 2);
+  auto blocks = Blocks(x);
+  std::vector<int64_t> labels(20);
+  std::vector<float> dist(20);
+  ASSERT_OK(Search(*blocks, q, {.k = 20}, nullptr, labels.data(), dist.data()));
+  PreparedQuery prepared;
+  PrepareQuery(blocks->codec(), blocks->layout(), q.data(), &prepared);
+  std::vector<float> scores(700);
+  ScoreBlocks(*blocks, &prepared, 1, 0, blocks->num_blocks(), scores.data(), 700);
+  std::vector<int64_t> want(700);
+  std::iota(want.begin(), want.end(), 0);
+  std::stable_sort(want.begin(), want.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(labels[i], want[i]) << i;
+    EXPECT_EQ(dist[i], scores[want[i]]) << i;
+  }
+}
+
+// Reranking everything (k·r ≥ n) must give the exact answer, for IP and L2.
+TEST(SearchTest, FullRerankIsExact) {
+  const std::vector<float> x = Gaussian(300 * kDim, 3), q = Gaussian(2 * kDim, 4);
+  auto blocks = Blocks(x, "tq2");
+  for (Metric m : {Metric::kInnerProduct, Metric::kL2}) {
+    std::vector<int64_t> labels(2 * 10);
+    std::vector<float> dist(2 * 10);
+    ASSERT_OK(Search(*blocks, q, {.k = 10, .oversample = 30, .metric = m}, x.data(), labels.data(),
+                     dist.data()));
+    for (int qi = 0; qi < 2; ++qi) {
+      const std::vector<int64_t> want = BruteForce(x, &q[qi * kDim], 10, m);
+      EXPECT_EQ(std::vector<int64_t>(labels.begin() + qi * 10, labels.begin() + qi * 10 + 10), want);
+      for (int i = 0; i < 10; ++i) {  // distances are FAISS's exact values
+        double l2 = 0, ip = 0;
+        for (int j = 0; j < kDim; ++j) {
+          ip += double{q[qi * kDim + j]} * x[want[i] * kDim + j];
+          l2 += std::pow(double{q[qi * kDim + j]} - x[want[i] * kDim + j], 2);
+        }
+        EXPECT_NEAR(dist[qi * 10 + i], m == Metric::kL2 ? l2 : ip, 1e-4 * (1 + std::fabs(l2)));
+      }
+    }
+  }
+}
+
+TEST(SearchTest, PadsWithMinusOneLikeFaiss) {
+  const std::vector<float> x = Gaussian(5 * kDim, 5), q = Gaussian(kDim, 6);
+  auto blocks = Blocks(x);
+  for (Metric m : {Metric::kInnerProduct, Metric::kCosine, Metric::kL2}) {
+    std::vector<int64_t> labels(8);
+    std::vector<float> dist(8);
+    ASSERT_OK(Search(*blocks, q, {.k = 8, .metric = m}, nullptr, labels.data(), dist.data()));
+    for (int i = 0; i < 5; ++i) EXPECT_GE(labels[i], 0);
+    for (int i = 5; i < 8; ++i) {
+      EXPECT_EQ(labels[i], -1);
+      EXPECT_EQ(dist[i], m == Metric::kL2 ? std::numeric_limits<float>::max()
+                                          : std::numeric_limits<float>::lowest());
+    }
+    if (m == Metric::kL2) {
+      EXPECT_TRUE(std::is_sorted(dist.begin(), dist.begin() + 5));
+    } else {
+      EXPECT_TRUE(std::is_sorted(dist.begin(), dist.begin() + 5, std::greater<float>()));
+    }
+  }
+  auto empty = *CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", kDim)));
+  std::vector<int64_t> labels(3, 7);
+  std::vector<float> dist(3);
+  ASSERT_OK(Search(*empty, q, {.k = 3}, nullptr, labels.data(), dist.data()));
+  EXPECT_EQ(labels, std::vector<int64_t>(3, -1));
+}
+
+TEST(SearchTest, TiesGoToTheLowerLabel) {
+  std::vector<float> x = Gaussian(40 * kDim, 7);
+  for (int copy : {3, 17, 33}) std::copy(x.begin(), x.begin() + kDim, x.begin() + copy * kDim);
+  auto blocks = Blocks(x);
+  std::vector<int64_t> labels(4);
+  std::vector<float> dist(4);
+  ASSERT_OK(Search(*blocks, absl::MakeConstSpan(x.data(), kDim), {.k = 4}, nullptr, labels.data(),
+                   dist.data()));
+  EXPECT_EQ(labels, (std::vector<int64_t>{0, 3, 17, 33}));
+  EXPECT_EQ(dist[0], dist[3]);
+}
+
+TEST(SearchTest, CosineIgnoresQueryScale) {
+  const std::vector<float> x = Gaussian(200 * kDim, 8);
+  std::vector<float> q = Gaussian(kDim, 9), q3(q);
+  for (float& v : q3) v *= 3.0f;
+  auto blocks = Blocks(x);
+  std::vector<int64_t> a(10), b(10);
+  std::vector<float> da(10), db(10);
+  ASSERT_OK(Search(*blocks, q, {.k = 10, .metric = Metric::kCosine}, nullptr, a.data(), da.data()));
+  ASSERT_OK(Search(*blocks, q3, {.k = 10, .metric = Metric::kCosine}, nullptr, b.data(), db.data()));
+  EXPECT_EQ(a, b);
+}
+
+TEST(SearchTest, BadInputIsInvalidArgumentAndWritesNothing) {
+  const std::vector<float> x = Gaussian(50 * kDim, 10);
+  auto blocks = Blocks(x);
+  std::vector<float> q = Gaussian(kDim, 11);
+  std::vector<int64_t> labels(10, 42);
+  std::vector<float> dist(10, 42.0f);
+  auto bad = [&](absl::Span<const float> queries, SearchOptions o, const float* raw) {
+    EXPECT_STATUS_CODE(Search(*blocks, queries, o, raw, labels.data(), dist.data()),
+                       absl::StatusCode::kInvalidArgument);
+  };
+  bad(q, {.k = 0}, nullptr);
+  bad(q, {.k = -3}, nullptr);
+  bad({}, {.k = 5}, nullptr);
+  bad(absl::MakeConstSpan(q.data(), kDim - 1), {.k = 5}, nullptr);  // dimension mismatch
+  bad(q, {.k = 5, .oversample = 2}, nullptr);                        // rerank without raw
+  bad(q, {.k = 5, .oversample = -1}, x.data());
+  std::vector<float> nan_q = q;
+  nan_q[5] = std::nanf("");
+  bad(nan_q, {.k = 5}, nullptr);
+  EXPECT_EQ(labels, std::vector<int64_t>(10, 42));
+  EXPECT_EQ(dist, std::vector<float>(10, 42.0f));
+}
+
+}  // namespace
+}  // namespace tqdb::index

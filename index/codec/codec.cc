@@ -221,6 +221,10 @@ void Codec::DecodeOne(const uint8_t* code, float* x) const {
   rotation_->Inverse(c, x, *kernels_);
 }
 
+void Codec::InverseRotate(const float* rotated, float* x) const {
+  rotation_->Inverse(rotated, x, *kernels_);
+}
+
 void Codec::PrepareQuery(const float* y, Query* query) const {
   query->rotated.resize(dim());
   rotation_->Forward(y, query->rotated.data(), *kernels_);

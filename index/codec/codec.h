@@ -71,6 +71,10 @@ class Codec {
   // A per-vector reference for the scan kernels, not the fast path.
   float EstimateInnerProduct(const Query& query, const uint8_t* code) const;
 
+  // x = Πᵀ·rotated: maps a vector from the codec's rotated domain back (both
+  // dim() floats; may alias). Attend accumulates there and rotates once.
+  void InverseRotate(const float* rotated, float* x) const;
+
   // Stored scales of one code, as floats (NumScales() of them).
   void ReadScales(const uint8_t* code, float* scales) const;
   // The dim() centroid indices of a code (bits + 1 wide on the outlier prefix).

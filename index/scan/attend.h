@@ -1,0 +1,55 @@
+// Attention straight from compressed keys and values.
+//
+//   out_g = Σ_t softmax_t(scale · ⟨q_g, k̂_t⟩) · v̂_t        for each query g
+//
+// over the tokens [begin, end) of two CodeBlocks (keys and values, same
+// token order) followed by an optional exact tail (recent tokens kept in
+// float, merged into the same softmax). k̂, v̂ are what the codecs decode to,
+// but nothing is decoded: logits are sums of per-group float tables over the
+// key nibbles (scan_layout.h; any fast-scannable key format, QJL included),
+// and values are accumulated as Σ_t p_t·v̂_t in the value codec's rotated
+// domain, where v̂_t is a table lookup times its scale; Πᵀ is applied once per
+// query at the end. Several queries (a GQA group sharing one KV head) share
+// one pass over the codes. Softmax is computed stably (max-subtracted).
+//
+// Thread-safety: const over its inputs; may run concurrently.
+#ifndef TQDB_INDEX_SCAN_ATTEND_H_
+#define TQDB_INDEX_SCAN_ATTEND_H_
+
+#include <cstddef>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "index/scan/code_blocks.h"
+
+namespace tqdb::index {
+
+struct AttendOptions {
+  // Logit scale. Default: 0, meaning 1/√dim.
+  float scale = 0.0f;
+  // Coded tokens [begin, min(end, size)) take part. Default: all.
+  size_t begin = 0;
+  size_t end = std::numeric_limits<size_t>::max();
+};
+
+// Recent tokens kept exactly: n keys and n values of dim floats each,
+// row-major, logically after the coded tokens.
+struct ExactTail {
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  size_t n = 0;
+};
+
+// out: G × dim floats for G = queries.size() / dim queries.
+// InvalidArgument, writing nothing, if: keys and values differ in size or
+// dimension; the value format is not an MSE format with ≤ 4 bits (QJL values
+// are not supported); queries are empty, not a multiple of dim, or not finite;
+// begin > end; or no token at all takes part.
+absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
+                    absl::Span<const float> queries, const AttendOptions& options,
+                    const ExactTail& tail, float* out);
+
+}  // namespace tqdb::index
+
+#endif  // TQDB_INDEX_SCAN_ATTEND_H_

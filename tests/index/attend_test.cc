@@ -1,0 +1,142 @@
+#include "index/scan/attend.h"
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/testing.h"
+#include "gtest/gtest.h"
+
+namespace tqdb::index {
+namespace {
+
+std::vector<float> Gaussian(size_t n, uint64_t seed, float sigma = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, sigma);
+  std::vector<float> x(n);
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+std::unique_ptr<CodeBlocks> Coded(const std::string& format, int dim, const std::vector<float>& x) {
+  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, dim, 3)));
+  EXPECT_OK(blocks->Append(x.data(), x.size() / dim));
+  return blocks;
+}
+
+// Plain attention in double over the decoded keys and values.
+std::vector<double> Reference(const CodeBlocks& k, const CodeBlocks& v, const std::vector<float>& q,
+                              size_t begin, size_t end, const ExactTail& tail, double scale) {
+  const int d = k.codec().dim();
+  std::vector<std::vector<float>> keys, vals;
+  std::vector<float> buf(d);
+  for (size_t t = begin; t < end; ++t) {
+    k.codec().Decode(k.Code(t), 1, buf.data());
+    keys.push_back(buf);
+    v.codec().Decode(v.Code(t), 1, buf.data());
+    vals.push_back(buf);
+  }
+  for (size_t t = 0; t < tail.n; ++t) {
+    keys.emplace_back(tail.keys + t * d, tail.keys + (t + 1) * d);
+    vals.emplace_back(tail.values + t * d, tail.values + (t + 1) * d);
+  }
+  const size_t nq = q.size() / d;
+  std::vector<double> out(nq * d, 0.0);
+  for (size_t g = 0; g < nq; ++g) {
+    std::vector<double> logit(keys.size());
+    double max = -1e300, sum = 0;
+    for (size_t t = 0; t < keys.size(); ++t) {
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += double{q[g * d + j]} * keys[t][j];
+      logit[t] = scale * dot;
+      max = std::max(max, logit[t]);
+    }
+    for (double& l : logit) sum += (l = std::exp(l - max));
+    for (size_t t = 0; t < keys.size(); ++t) {
+      for (int j = 0; j < d; ++j) out[g * d + j] += logit[t] / sum * vals[t][j];
+    }
+  }
+  return out;
+}
+
+TEST(AttendTest, MatchesFloatReferenceAttention) {
+  struct Case {
+    const char* k;
+    const char* v;
+    int dim;
+  };
+  const Case cases[] = {{"tq4", "tq4", 128}, {"tq4", "tq2", 128}, {"tq2", "tq2", 64},
+                        {"tq3", "turbo2", 96}, {"turbo3", "tq2.5", 128}, {"tq4p", "tq4", 64},
+                        {"tq3.5", "turbo4", 128}, {"tq1", "tq3", 33}};
+  constexpr size_t kTokens = 300, kGroup = 4, kTail = 5;
+  for (const Case& c : cases) {
+    const int d = c.dim;
+    // Keys with a few large coordinates make the softmax peaked, values small:
+    // the shapes real KV caches have.
+    std::vector<float> kx = Gaussian(kTokens * d, 1), vx = Gaussian(kTokens * d, 2, 0.3f);
+    for (size_t t = 0; t < kTokens; ++t) kx[t * d + t % d] += 4.0f;
+    auto k = Coded(c.k, d, kx), v = Coded(c.v, d, vx);
+    const std::vector<float> q = Gaussian(kGroup * d, 3, 2.0f);
+    const std::vector<float> tk = Gaussian(kTail * d, 4), tv = Gaussian(kTail * d, 5, 0.3f);
+    for (bool with_tail : {false, true}) {
+      for (auto [begin, end] : {std::pair<size_t, size_t>{0, kTokens}, {37, 250}}) {
+        ExactTail tail;
+        if (with_tail) tail = {tk.data(), tv.data(), kTail};
+        AttendOptions options{.begin = begin, .end = end};
+        std::vector<float> out(kGroup * d);
+        ASSERT_OK(Attend(*k, *v, q, options, tail, out.data()));
+        const std::vector<double> want =
+            Reference(*k, *v, q, begin, end, tail, 1.0 / std::sqrt(double(d)));
+        for (size_t g = 0; g < kGroup; ++g) {
+          double diff = 0, norm = 0;
+          for (int j = 0; j < d; ++j) {
+            diff += std::pow(out[g * d + j] - want[g * d + j], 2);
+            norm += std::pow(want[g * d + j], 2);
+          }
+          EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm))
+              << c.k << "/" << c.v << " d=" << d << " query " << g << " range " << begin << "-"
+              << end << " tail " << with_tail;
+        }
+      }
+    }
+  }
+}
+
+TEST(AttendTest, TailOnlyAndExplicitScale) {
+  constexpr int d = 64;
+  auto k = Coded("tq4", d, Gaussian(10 * d, 1)), v = Coded("tq4", d, Gaussian(10 * d, 2));
+  const std::vector<float> q = Gaussian(d, 3), tk = Gaussian(3 * d, 4), tv = Gaussian(3 * d, 5);
+  const ExactTail tail{tk.data(), tv.data(), 3};
+  std::vector<float> out(d);
+  ASSERT_OK(Attend(*k, *v, q, {.scale = 0.5f, .begin = 10, .end = 10}, tail, out.data()));
+  const std::vector<double> want = Reference(*k, *v, q, 10, 10, tail, 0.5);
+  for (int j = 0; j < d; ++j) EXPECT_NEAR(out[j], want[j], 1e-5);
+}
+
+TEST(AttendTest, BadInputIsInvalidArgumentAndWritesNothing) {
+  constexpr int d = 64;
+  auto k = Coded("tq4", d, Gaussian(40 * d, 1)), v = Coded("tq4", d, Gaussian(40 * d, 2));
+  auto v_short = Coded("tq4", d, Gaussian(39 * d, 2));
+  auto v_wide = Coded("tq4", 96, Gaussian(40 * 96, 2));
+  auto v_qjl = Coded("tq4p", d, Gaussian(40 * d, 2));
+  std::vector<float> q = Gaussian(2 * d, 3), out(2 * d, 42.0f);
+  auto bad = [&](const CodeBlocks& values, absl::Span<const float> queries, AttendOptions o) {
+    EXPECT_STATUS_CODE(Attend(*k, values, queries, o, {}, out.data()),
+                       absl::StatusCode::kInvalidArgument);
+  };
+  bad(*v_short, q, {});
+  bad(*v_wide, q, {});
+  bad(*v_qjl, q, {});
+  bad(*v, {}, {});
+  bad(*v, absl::MakeConstSpan(q.data(), d + 1), {});
+  bad(*v, q, {.begin = 20, .end = 10});
+  bad(*v, q, {.begin = 40});  // no token takes part
+  std::vector<float> nan_q = q;
+  nan_q[3] = std::nanf("");
+  bad(*v, nan_q, {});
+  for (float o : out) ASSERT_EQ(o, 42.0f);
+}
+
+}  // namespace
+}  // namespace tqdb::index

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "usage: tqdb-bench SUITE [flags]\n"
                "  codec [--n N] [--d D] [--threads T] [--formats a,b,…] [--faiss 0|1] "
-               "[--table 1]\n"
-               "  scan  [--n N] [--d D] [--threads T] [--queries Q] [--formats a,b,…] [--faiss 0|1]\n");
+               "[--pq 0|1] [--table 1]\n"
+               "  scan  [--n N] [--d D] [--threads T] [--queries Q] [--formats a,b,…] [--faiss 0|1]\n"
+               "        [--attend 0|1] [--tokens N]\n");
   return suite.empty() || suite == "--help" ? 0 : 2;
 }

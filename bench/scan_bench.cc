@@ -29,6 +29,7 @@
 #include "faiss/IndexPQFastScan.h"
 #include "faiss/IndexScalarQuantizer.h"
 #include "faiss/utils/distances.h"
+#include "index/scan/attend.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/scorer.h"
 
@@ -183,6 +184,69 @@ void BenchFaiss(const std::string& name, faiss::Index* index, const std::vector<
   }
 }
 
+// {"suite":"attend", …}: one layer, `heads` KV heads of `tokens` tokens, a
+// GQA group of `group` queries per head; tokens_per_s = tokens·heads / time
+// (each KV head's tokens read once per group); max_rel_err against float
+// attention over the decoded keys and values of head 0.
+void BenchAttend(const std::string& k_format, const std::string& v_format, size_t tokens, int heads,
+                 int group, int d, int threads) {
+  auto kc = *index::Codec::Create(*index::ParseFormat(k_format, d, 7));
+  auto vc = *index::Codec::Create(*index::ParseFormat(v_format, d, 8));
+  std::vector<std::unique_ptr<index::CodeBlocks>> keys, values;
+  for (int h = 0; h < heads; ++h) {
+    keys.push_back(std::move(*index::CodeBlocks::Create(kc)));
+    values.push_back(std::move(*index::CodeBlocks::Create(vc)));
+    const std::vector<float> k = RandomUnitVectors(tokens, d, 100 + h);
+    const std::vector<float> v = RandomUnitVectors(tokens, d, 200 + h);
+    (void)keys.back()->Append(k.data(), tokens);
+    (void)values.back()->Append(v.data(), tokens);
+  }
+  std::vector<float> q = RandomUnitVectors(static_cast<size_t>(heads) * group, d, 3);
+  for (float& x : q) x *= 8.0f;  // a peaked softmax, as trained attention has
+  std::vector<float> out(static_cast<size_t>(heads) * group * d);
+  const double seconds = BestSeconds(3, [&] {
+    ParallelFor(heads, threads, [&](size_t b, size_t e) {
+      for (size_t h = b; h < e; ++h) {
+        (void)index::Attend(*keys[h], *values[h],
+                            absl::MakeConstSpan(&q[h * group * d], static_cast<size_t>(group) * d),
+                            {}, {}, &out[h * group * d]);
+      }
+    });
+  });
+  // Reference for head 0 in double over decoded K and V.
+  double max_rel = 0;
+  std::vector<float> kd(tokens * d), vd(tokens * d);
+  for (size_t t = 0; t < tokens; ++t) {
+    kc->Decode(keys[0]->Code(t), 1, &kd[t * d]);
+    vc->Decode(values[0]->Code(t), 1, &vd[t * d]);
+  }
+  for (int g = 0; g < group; ++g) {
+    std::vector<double> logit(tokens), ref(d, 0.0);
+    double max = -1e300, sum = 0, diff = 0, norm = 0;
+    for (size_t t = 0; t < tokens; ++t) {
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += double{q[g * d + j]} * kd[t * d + j];
+      max = std::max(max, logit[t] = dot / std::sqrt(double(d)));
+    }
+    for (double& l : logit) sum += (l = std::exp(l - max));
+    for (size_t t = 0; t < tokens; ++t) {
+      for (int j = 0; j < d; ++j) ref[j] += logit[t] / sum * vd[t * d + j];
+    }
+    for (int j = 0; j < d; ++j) {
+      diff += std::pow(out[g * d + j] - ref[j], 2);
+      norm += ref[j] * ref[j];
+    }
+    max_rel = std::max(max_rel, std::sqrt(diff / norm));
+  }
+  JsonLine()
+      .Add("suite", "attend").Add("system", "tqdb").Add("format_k", k_format)
+      .Add("format_v", v_format).Add("d", d).Add("tokens", tokens).Add("heads", heads)
+      .Add("group", group).Add("threads", threads)
+      .Add("tokens_per_s", static_cast<double>(tokens) * heads / seconds)
+      .Add("max_rel_err", max_rel)
+      .Print();
+}
+
 }  // namespace
 
 int RunScan(int argc, char** argv) {
@@ -204,6 +268,11 @@ int RunScan(int argc, char** argv) {
   flat.search(static_cast<faiss::Index::idx_t>(n_eval), queries.data(), kK, gt_dist.data(), gt.data());
   const std::vector<int64_t> gt64(gt.begin(), gt.end());
 
+  if (flags.Int("attend", 1) != 0) {
+    for (auto [kf, vf] : {std::pair<const char*, const char*>{"tq4", "tq4"}, {"tq4", "tq2"}}) {
+      BenchAttend(kf, vf, static_cast<size_t>(flags.Int("tokens", 32768)), 8, 4, d, threads);
+    }
+  }
   std::stringstream list(flags.Str("formats", "tq2,tq3,tq4,tq3p,tq4p"));
   for (std::string f; std::getline(list, f, ',');) {
     BenchTqdb(f, base, queries, n_eval, gt64, d, threads);

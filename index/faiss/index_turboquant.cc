@@ -1,5 +1,7 @@
 #include "index/faiss/index_turboquant.h"
 
+#include <type_traits>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "faiss/impl/FaissAssert.h"
@@ -36,6 +38,7 @@ IndexTurboQuant::IndexTurboQuant(int d, faiss::MetricType metric,
 }
 
 void IndexTurboQuant::add(idx_t n, const float* x) {
+  FAISS_THROW_IF_NOT_MSG(n >= 0, "add: n < 0");
   ThrowIfError(blocks_->Append(x, static_cast<size_t>(n)));
   ntotal = static_cast<idx_t>(blocks_->size());
 }
@@ -43,13 +46,15 @@ void IndexTurboQuant::add(idx_t n, const float* x) {
 void IndexTurboQuant::search(idx_t n, const float* x, idx_t k, float* distances, idx_t* labels,
                              const faiss::SearchParameters* params) const {
   FAISS_THROW_IF_NOT_MSG(params == nullptr, "IndexTurboQuant takes no search parameters");
+  FAISS_THROW_IF_NOT_MSG(n >= 0, "search: n < 0");
   FAISS_THROW_IF_NOT_MSG(k > 0 && k <= kMaxK, "k out of range");
+  if (n == 0) return;  // as FAISS's indexes (wrappers pass empty batches through)
   SearchOptions options;
   options.k = static_cast<int>(k);
   options.metric = metric_type == faiss::METRIC_L2 ? Metric::kL2 : Metric::kInnerProduct;
-  static_assert(sizeof(idx_t) == sizeof(int64_t));
+  static_assert(std::is_same_v<idx_t, int64_t>);
   ThrowIfError(Search(*blocks_, absl::MakeConstSpan(x, static_cast<size_t>(n) * d), options,
-                      nullptr, reinterpret_cast<int64_t*>(labels), distances));
+                      nullptr, labels, distances));
 }
 
 void IndexTurboQuant::reset() {
@@ -65,10 +70,12 @@ void IndexTurboQuant::reconstruct(idx_t key, float* recons) const {
 size_t IndexTurboQuant::sa_code_size() const { return blocks_->codec().code_bytes(); }
 
 void IndexTurboQuant::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
+  FAISS_THROW_IF_NOT_MSG(n >= 0, "sa_encode: n < 0");
   ThrowIfError(blocks_->codec().Encode(x, static_cast<size_t>(n), bytes));
 }
 
 void IndexTurboQuant::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+  FAISS_THROW_IF_NOT_MSG(n >= 0, "sa_decode: n < 0");
   blocks_->codec().Decode(bytes, static_cast<size_t>(n), x);
 }
 

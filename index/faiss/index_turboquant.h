@@ -41,6 +41,7 @@ class IndexTurboQuant : public faiss::Index {
   void sa_encode(idx_t n, const float* x, uint8_t* bytes) const override;
   void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
 
+  // The codes. reset() replaces them: references taken before it dangle.
   const CodeBlocks& blocks() const { return *blocks_; }
 
  private:

@@ -6,30 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/internal/group_table.h"
 
 namespace tqdb::index {
 namespace {
 
 using internal::kBlockVectors;
 using internal::kPairCodeBytes;
-
-// The 16 float entries of a key group's table for one rotated query (and, for
-// QJL groups, its projection), unquantized.
-void KeyTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Query& q, float* t) {
-  std::fill(t, t + 16, 0.0f);
-  if (g.kind == ScanLayout::GroupKind::kPad) return;
-  const float* c = codec.Centroids(g.outlier);
-  const int mask = (1 << g.bits) - 1;
-  for (int n = 0; n < (1 << (g.count * g.bits)); ++n) {
-    float sum = 0.0f;
-    for (int i = 0; i < g.count; ++i) {
-      const int k = g.first + i, field = (n >> (g.bits * i)) & mask;
-      sum += g.kind == ScanLayout::GroupKind::kQjlSigns ? (field ? q.projected[k] : -q.projected[k])
-                                                       : q.rotated[k] * c[field];
-    }
-    t[n] = sum;
-  }
-}
 
 inline uint8_t Nibble(const uint8_t* block_nibbles, int group, size_t lane) {
   const uint8_t byte = block_nibbles[(group / 2) * kPairCodeBytes + lane];
@@ -66,6 +49,12 @@ absl::Status Validate(const CodeBlocks& keys, const CodeBlocks& values,
   if (tail.n > 0 && (tail.keys == nullptr || tail.values == nullptr)) {
     return absl::InvalidArgumentError("exact tail has tokens but no keys or values");
   }
+  for (size_t i = 0; i < tail.n * d; ++i) {
+    if (!std::isfinite(tail.keys[i]) || !std::isfinite(tail.values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("exact tail token ", i / d, " coordinate ", i % d, " is not finite"));
+    }
+  }
   if (std::min(o.end, keys.size()) <= std::min(o.begin, keys.size()) && tail.n == 0) {
     return absl::InvalidArgumentError("no token takes part in attention");
   }
@@ -95,7 +84,8 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   for (size_t g = 0; g < n_queries; ++g) {
     keys.codec().PrepareQuery(&queries[g * d], &rotated[g]);
     for (size_t k = 0; k < kgroups.size(); ++k) {
-      KeyTable(kgroups[k], keys.codec(), rotated[g], &tables[(g * kgroups.size() + k) * 16]);
+      internal::GroupTable(kgroups[k], keys.codec(), rotated[g],
+                           &tables[(g * kgroups.size() + k) * 16]);
     }
   }
   const size_t n_tokens = n_coded + tail.n;

@@ -45,6 +45,7 @@ struct ExactTail {
 // InvalidArgument, writing nothing, if: keys and values differ in size or
 // dimension; the value format is not an MSE format with ≤ 4 bits (QJL values
 // are not supported); queries are empty, not a multiple of dim, or not finite;
+// a tail key or value is not finite;
 // begin > end; or no token at all takes part.
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
                     absl::Span<const float> queries, const AttendOptions& options,

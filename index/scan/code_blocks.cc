@@ -61,10 +61,10 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
     const size_t in_chunk = size_ % (kBlocksPerChunk * kBlockVectors);
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
     std::memcpy(&chunk.codes[in_chunk * cb], code, cb);
+    codec_->ReadScales(code, scales.data());
     if (sq_norms != nullptr) {
       chunk.sq_norms[in_chunk] = sq_norms[k];
     } else if (f.scale_rule == ScaleRule::kNorm) {  // the stored scale is ‖x‖
-      codec_->ReadScales(code, scales.data());
       chunk.sq_norms[in_chunk] = scales[0] * scales[0];
     } else {
       decoded.resize(f.dim);
@@ -82,7 +82,6 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
     }
     float* weights = &chunk.weights[block * block_weights_];
-    codec_->ReadScales(code, scales.data());
     for (int s = 0; s < f.NumScales(); ++s) weights[s * kBlockVectors + lane] = scales[s];
     if (f.mode == QuantMode::kProd) {
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);

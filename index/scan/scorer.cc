@@ -1,10 +1,10 @@
 #include "index/scan/scorer.h"
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 
 #include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/internal/group_table.h"
 
 namespace tqdb::index {
 
@@ -12,11 +12,9 @@ using internal::kBlockVectors;
 using internal::kPairCodeBytes;
 using internal::kPairLutBytes;
 
-namespace {
+namespace internal {
 
-// The 16 float entries of one nibble group's table.
-void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Query& q,
-                float* t) {
+void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Query& q, float* t) {
   std::fill(t, t + 16, 0.0f);
   if (g.kind == ScanLayout::GroupKind::kPad) return;
   const int used = 1 << (g.count * g.bits);
@@ -36,7 +34,7 @@ void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Que
   for (int n = used; n < 16; ++n) t[n] = t[0];  // never indexed; keeps min/max honest
 }
 
-}  // namespace
+}  // namespace internal
 
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
                   PreparedQuery* query) {
@@ -45,7 +43,9 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
   const auto& groups = layout.groups();
   const auto& runs = layout.runs();
   std::vector<float> tables(groups.size() * 16);
-  for (size_t g = 0; g < groups.size(); ++g) GroupTable(groups[g], codec, q, &tables[g * 16]);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    internal::GroupTable(groups[g], codec, q, &tables[g * 16]);
+  }
 
   query->luts.assign(static_cast<size_t>(layout.n_pairs()) * kPairLutBytes, 0);
   query->delta.resize(runs.size());
@@ -53,12 +53,17 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
   for (size_t r = 0; r < runs.size(); ++r) {
     const size_t g0 = 2 * static_cast<size_t>(runs[r].first_pair);
     const size_t g1 = g0 + 2 * static_cast<size_t>(runs[r].n_pairs);
-    float range = 0.0f;
+    double range = 0.0;
     for (size_t g = g0; g < g1; ++g) {
       const float* t = &tables[g * 16];
-      range = std::max(range, *std::max_element(t, t + 16) - *std::min_element(t, t + 16));
+      range = std::max(range, double{*std::max_element(t, t + 16)} - *std::min_element(t, t + 16));
     }
-    const float delta = range > 0.0f ? range / 255.0f : 1.0f;
+    // In double, so a tiny or huge query cannot make the step 0 or infinite
+    // (which would turn levels into NaN); a degenerate step gives all-zero
+    // levels and the score falls back to the table offsets.
+    double step = range / 255.0;
+    if (!(step >= 1e-300 && step <= 1e300)) step = 1.0;
+    const float delta = static_cast<float>(step);
     float bias = 0.0f;
     for (size_t g = g0; g < g1; ++g) {
       const float* t = &tables[g * 16];
@@ -67,8 +72,8 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
       // Pair p = g/2: the low nibble's table at +0 (twice), the high's at +32.
       uint8_t* lut = &query->luts[(g / 2) * kPairLutBytes + (g % 2) * 32];
       for (int n = 0; n < 16; ++n) {
-        const float level = std::nearbyint((t[n] - lo) / delta);
-        lut[n] = lut[16 + n] = static_cast<uint8_t>(std::clamp(level, 0.0f, 255.0f));
+        const double level = std::nearbyint((double{t[n]} - lo) / step);
+        lut[n] = lut[16 + n] = static_cast<uint8_t>(level >= 0 && level <= 255 ? level : 255);
       }
     }
     query->delta[r] = delta;
@@ -78,8 +83,8 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
 
 void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride, Isa isa) {
-  const internal::AccumulateFn accumulate = internal::GetAccumulate(isa);
-  assert(accumulate != nullptr);
+  internal::AccumulateFn accumulate = internal::GetAccumulate(isa);
+  if (accumulate == nullptr) accumulate = &internal::AccumulateScalar;  // unsupported ISA
   const auto& runs = blocks.layout().runs();
   alignas(64) uint16_t acc[kBlockVectors];
   alignas(64) float score[kBlockVectors];

@@ -9,7 +9,8 @@
 //   Σ_runs w_run[v] · (Δ_run · acc_run[v] + bias_run)
 // with acc the kernels' exact integer sums. Rounding each table entry costs at
 // most Δ_run/2 per group, so |score − exact estimate| ≤ Σ_runs |w|·Δ_run·G_run/2
-// (G = groups in the run); ErrorBound reports it.
+// (G = groups in the run); ErrorBound reports that table-rounding bound (float
+// rounding of the sums comes on top).
 //
 // Thread-safety: a PreparedQuery is immutable after PrepareQuery; scoring is
 // const and may run concurrently.
@@ -38,11 +39,13 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
 // Scores vectors [block_begin·32, min(block_end·32, size)) for nq queries:
 // out[q·stride + i] for i counted from block_begin·32. REQUIRES: block_end <=
 // blocks.num_blocks(); out has room for nq rows of `stride` ≥ the range.
+// An ISA this CPU lacks falls back to the scalar kernel.
 void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride,
                  Isa isa = Isa::kBest);
 
-// Upper bound on |fast score − Codec::EstimateInnerProduct| for vector i.
+// The table-rounding bound on |fast score − Codec::EstimateInnerProduct| for
+// vector i (float rounding of either sum is not included).
 float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i);
 
 }  // namespace tqdb::index

@@ -17,9 +17,13 @@ struct Hit {
   float score;  // larger is better (L2 distances are negated)
   int64_t label;
 };
-// Strict "a ranks before b": higher score, then lower label.
+// Strict "a ranks before b": higher score, then lower label. NaN (codes whose
+// stored scales are garbage) ranks below everything, keeping a strict weak
+// order for the heap and the sort.
 bool Before(const Hit& a, const Hit& b) {
-  return a.score != b.score ? a.score > b.score : a.label < b.label;
+  const float sa = std::isnan(a.score) ? -std::numeric_limits<float>::infinity() : a.score;
+  const float sb = std::isnan(b.score) ? -std::numeric_limits<float>::infinity() : b.score;
+  return sa != sb ? sa > sb : a.label < b.label;
 }
 
 absl::Status Validate(const CodeBlocks& blocks, absl::Span<const float> queries,

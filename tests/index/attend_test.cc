@@ -1,6 +1,7 @@
 #include "index/scan/attend.h"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -135,6 +136,10 @@ TEST(AttendTest, BadInputIsInvalidArgumentAndWritesNothing) {
   std::vector<float> nan_q = q;
   nan_q[3] = std::nanf("");
   bad(*v, nan_q, {});
+  std::vector<float> tk = Gaussian(2 * d, 6), tv = Gaussian(2 * d, 7);
+  tv[d + 5] = std::numeric_limits<float>::infinity();
+  EXPECT_STATUS_CODE(Attend(*k, *v, q, {}, {tk.data(), tv.data(), 2}, out.data()),
+                     absl::StatusCode::kInvalidArgument);
   for (float o : out) ASSERT_EQ(o, 42.0f);
 }
 

@@ -140,6 +140,13 @@ TEST(IndexTurboQuantCreateTest, RejectsBadParameters) {
   x[1] = std::nanf("");
   EXPECT_THROW(index->add(1, x.data()), faiss::FaissException);
   EXPECT_EQ(index->ntotal, 0);
+  EXPECT_THROW(index->add(-1, x.data()), faiss::FaissException);
+  std::vector<float> dist(kK);
+  std::vector<idx_t> labels(kK);
+  index->search(0, nullptr, kK, dist.data(), labels.data());  // an empty batch: nothing to do
+  EXPECT_THROW(index->search(-1, x.data(), kK, dist.data(), labels.data()), faiss::FaissException);
+  std::vector<uint8_t> code(index->sa_code_size());
+  EXPECT_THROW(index->sa_decode(-1, code.data(), x.data()), faiss::FaissException);
 }
 
 }  // namespace

@@ -92,6 +92,74 @@ TEST(SearchTest, FullRerankIsExact) {
   }
 }
 
+// Without rerank, L2 is ‖q‖² + ‖x‖² − 2·(code score) and cosine is the code
+// score of the normalised query: checked numerically, not just by order.
+TEST(SearchTest, L2AndCosineOverCodesFollowTheirFormulas) {
+  constexpr size_t kN = 400;
+  const std::vector<float> x = Gaussian(kN * kDim, 12);
+  std::vector<float> q = Gaussian(kDim, 13);
+  for (float& v : q) v *= 2.5f;
+  auto blocks = Blocks(x);
+  double qq = 0;
+  for (float v : q) qq += double{v} * v;
+  std::vector<float> unit(q);
+  for (float& v : unit) v = static_cast<float>(v / std::sqrt(qq));
+  for (Metric m : {Metric::kL2, Metric::kCosine}) {
+    PreparedQuery prepared;
+    PrepareQuery(blocks->codec(), blocks->layout(), m == Metric::kL2 ? q.data() : unit.data(),
+                 &prepared);
+    std::vector<float> scores(kN);
+    ScoreBlocks(*blocks, &prepared, 1, 0, blocks->num_blocks(), scores.data(), kN);
+    std::vector<double> want(kN);
+    for (size_t i = 0; i < kN; ++i) {
+      want[i] = m == Metric::kL2 ? qq + blocks->SquaredNorm(i) - 2.0 * scores[i] : scores[i];
+    }
+    std::vector<int64_t> order(kN);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return m == Metric::kL2 ? want[a] < want[b] : want[a] > want[b];
+    });
+    std::vector<int64_t> labels(15);
+    std::vector<float> dist(15);
+    ASSERT_OK(Search(*blocks, q, {.k = 15, .metric = m}, nullptr, labels.data(), dist.data()));
+    for (int i = 0; i < 15; ++i) {
+      EXPECT_EQ(labels[i], order[i]) << i;
+      EXPECT_NEAR(dist[i], want[labels[i]], 1e-5 * (qq + blocks->SquaredNorm(labels[i])));
+    }
+    // ‖x‖² is exact for appended floats.
+    double x0 = 0;
+    for (int j = 0; j < kDim; ++j) x0 += double{x[j]} * x[j];
+    EXPECT_NEAR(blocks->SquaredNorm(0), x0, 1e-5 * x0);
+  }
+}
+
+TEST(SearchTest, ScoreBlocksRangesAgreeWithAFullScan) {
+  constexpr size_t kN = 200;  // 7 blocks, the last partial
+  auto blocks = Blocks(Gaussian(kN * kDim, 14));
+  PreparedQuery q;
+  PrepareQuery(blocks->codec(), blocks->layout(), Gaussian(kDim, 15).data(), &q);
+  std::vector<float> full(kN);
+  ScoreBlocks(*blocks, &q, 1, 0, blocks->num_blocks(), full.data(), kN);
+  std::vector<float> part(kN - 64);
+  ScoreBlocks(*blocks, &q, 1, 2, blocks->num_blocks(), part.data(), part.size());
+  EXPECT_EQ(part, std::vector<float>(full.begin() + 64, full.end()));
+}
+
+// Queries near the float limits must not reach undefined behaviour (a zero or
+// infinite table step); search still answers.
+TEST(SearchTest, ExtremeQueryMagnitudesAreSafe) {
+  const std::vector<float> x = Gaussian(100 * kDim, 16);
+  auto blocks = Blocks(x);
+  for (float scale : {1e-44f, 1e-30f, 1e30f, 5e37f}) {
+    std::vector<float> q = Gaussian(kDim, 17);
+    for (float& v : q) v *= scale;
+    std::vector<int64_t> labels(5);
+    std::vector<float> dist(5);
+    ASSERT_OK(Search(*blocks, q, {.k = 5}, nullptr, labels.data(), dist.data()));
+    for (int64_t l : labels) EXPECT_GE(l, 0) << scale;
+  }
+}
+
 TEST(SearchTest, PadsWithMinusOneLikeFaiss) {
   const std::vector<float> x = Gaussian(5 * kDim, 5), q = Gaussian(kDim, 6);
   auto blocks = Blocks(x);

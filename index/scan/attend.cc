@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/internal/group_table.h"
+#include "index/scan/internal/validate.h"
 
 namespace tqdb::index {
 namespace {
@@ -34,16 +35,7 @@ absl::Status Validate(const CodeBlocks& keys, const CodeBlocks& values,
   if (values.codec().format().mode != QuantMode::kMse) {
     return absl::InvalidArgumentError("value formats must be MSE formats (no QJL)");
   }
-  if (queries.empty() || queries.size() % d != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "queries must be a non-empty multiple of dim = ", d, " floats, got ", queries.size()));
-  }
-  for (size_t i = 0; i < queries.size(); ++i) {
-    if (!std::isfinite(queries[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("query ", i / d, " coordinate ", i % d, " is not finite"));
-    }
-  }
+  if (absl::Status s = internal::ValidateQueries(queries, d); !s.ok()) return s;
   if (o.begin > o.end) return absl::InvalidArgumentError("token range has begin > end");
   if (!std::isfinite(o.scale)) return absl::InvalidArgumentError("scale is not finite");
   if (tail.n > 0 && (tail.keys == nullptr || tail.values == nullptr)) {

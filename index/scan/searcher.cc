@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/internal/validate.h"
 #include "index/scan/scorer.h"
 
 namespace tqdb::index {
@@ -29,16 +30,7 @@ bool Before(const Hit& a, const Hit& b) {
 absl::Status Validate(const CodeBlocks& blocks, absl::Span<const float> queries,
                       const SearchOptions& o, const float* raw) {
   const size_t d = static_cast<size_t>(blocks.codec().dim());
-  if (queries.empty() || queries.size() % d != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "queries must be a non-empty multiple of dim = ", d, " floats, got ", queries.size()));
-  }
-  for (size_t i = 0; i < queries.size(); ++i) {
-    if (!std::isfinite(queries[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("query ", i / d, " coordinate ", i % d, " is not finite"));
-    }
-  }
+  if (absl::Status s = internal::ValidateQueries(queries, d); !s.ok()) return s;
   if (o.k < 1 || o.k > kMaxK) {
     return absl::InvalidArgumentError(absl::StrCat("k must be in [1, ", kMaxK, "], got ", o.k));
   }

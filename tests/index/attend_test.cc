@@ -8,17 +8,12 @@
 
 #include "common/testing.h"
 #include "gtest/gtest.h"
+#include "tests/index/test_data.h"
 
 namespace tqdb::index {
 namespace {
 
-std::vector<float> Gaussian(size_t n, uint64_t seed, float sigma = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sigma);
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
+using testing::Gaussian;
 
 std::unique_ptr<CodeBlocks> Coded(const std::string& format, int dim, const std::vector<float>& x) {
   auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, dim, 3)));

@@ -9,6 +9,7 @@
 #include "faiss/IndexShards.h"
 #include "gtest/gtest.h"
 #include "index/scan/searcher.h"
+#include "tests/index/test_data.h"
 
 namespace tqdb::index {
 namespace {
@@ -16,13 +17,7 @@ namespace {
 constexpr int kDim = 64, kN = 500, kNq = 4, kK = 10;
 using idx_t = faiss::Index::idx_t;
 
-std::vector<float> Gaussian(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
+using testing::Gaussian;
 
 class IndexTurboQuantTest : public ::testing::TestWithParam<faiss::MetricType> {
  protected:

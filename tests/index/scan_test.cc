@@ -9,6 +9,7 @@
 #include "index/scan/code_blocks.h"
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/scorer.h"
+#include "tests/index/test_data.h"
 
 namespace tqdb::index {
 namespace {
@@ -17,13 +18,7 @@ using internal::kBlockVectors;
 using internal::kPairCodeBytes;
 using internal::kPairLutBytes;
 
-std::vector<float> Gaussian(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
+using testing::Gaussian;
 
 // Integer sums are exact, so every ISA must give the scalar result exactly,
 // including the worst case of 128 pairs of 255s (65280, just below 2^16).

@@ -10,19 +10,14 @@
 #include "common/testing.h"
 #include "gtest/gtest.h"
 #include "index/scan/scorer.h"
+#include "tests/index/test_data.h"
 
 namespace tqdb::index {
 namespace {
 
 constexpr int kDim = 64;
 
-std::vector<float> Gaussian(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> x(n);
-  for (float& v : x) v = normal(rng);
-  return x;
-}
+using testing::Gaussian;
 
 std::unique_ptr<CodeBlocks> Blocks(const std::vector<float>& x, const char* format = "tq4") {
   auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, kDim, 1)));

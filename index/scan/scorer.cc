@@ -10,7 +10,6 @@ namespace tqdb::index {
 
 using internal::kBlockVectors;
 using internal::kPairCodeBytes;
-using internal::kPairLutBytes;
 
 namespace internal {
 
@@ -47,7 +46,13 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
     internal::GroupTable(groups[g], codec, q, &tables[g * 16]);
   }
 
-  query->luts.assign(static_cast<size_t>(layout.n_pairs()) * kPairLutBytes, 0);
+  query->lut_offset.resize(runs.size());
+  size_t lut_bytes = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    query->lut_offset[r] = lut_bytes;
+    lut_bytes += internal::LutBytes(runs[r].n_pairs);
+  }
+  query->luts.assign(lut_bytes, 0);
   query->delta.resize(runs.size());
   query->bias.resize(runs.size());
   for (size_t r = 0; r < runs.size(); ++r) {
@@ -69,8 +74,9 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
       const float* t = &tables[g * 16];
       const float lo = *std::min_element(t, t + 16);
       bias += lo;
-      // Pair p = g/2: the low nibble's table at +0 (twice), the high's at +32.
-      uint8_t* lut = &query->luts[(g / 2) * kPairLutBytes + (g % 2) * 32];
+      // Pair (g − g0)/2 of the run: the low nibble's table, or the high one's.
+      uint8_t* lut = &query->luts[query->lut_offset[r] +
+                                  internal::LutOffset(static_cast<int>((g - g0) / 2), (g - g0) % 2)];
       for (int n = 0; n < 16; ++n) {
         const double level = std::nearbyint((double{t[n]} - lo) / step);
         lut[n] = lut[16 + n] = static_cast<uint8_t>(level >= 0 && level <= 255 ? level : 255);
@@ -83,29 +89,38 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
 
 void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride, Isa isa) {
-  internal::AccumulateFn accumulate = internal::GetAccumulate(isa);
-  if (accumulate == nullptr) accumulate = &internal::AccumulateScalar;  // unsupported ISA
+  const internal::FastScanKernels* kernels = internal::GetFastScanKernels(isa);
+  if (kernels == nullptr) kernels = internal::GetFastScanKernels(Isa::kScalar);  // unsupported ISA
   const auto& runs = blocks.layout().runs();
-  alignas(64) uint16_t acc[kBlockVectors];
-  alignas(64) float score[kBlockVectors];
+  std::vector<const uint8_t*> luts(nq);
+  std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
+  std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
   for (size_t b = block_begin; b < block_end; ++b) {
     const uint8_t* nibbles = blocks.BlockNibbles(b);
     const float* weights = blocks.BlockWeights(b);
     const size_t first = b * kBlockVectors;
     const size_t count = std::min<size_t>(kBlockVectors, blocks.size() - first);
-    for (int qi = 0; qi < nq; ++qi) {
-      const PreparedQuery& q = queries[qi];
-      std::fill(score, score + kBlockVectors, 0.0f);
-      for (size_t r = 0; r < runs.size(); ++r) {
-        const auto& run = runs[r];
-        accumulate(nibbles + run.first_pair * kPairCodeBytes,
-                   q.luts.data() + run.first_pair * kPairLutBytes, run.n_pairs, acc);
-        const float* w = weights + run.weight * kBlockVectors;
-        const float delta = q.delta[r], bias = q.bias[r];
-        for (int v = 0; v < kBlockVectors; ++v) score[v] += w[v] * (delta * acc[v] + bias);
+    std::fill(score.begin(), score.end(), 0.0f);
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const auto& run = runs[r];
+      for (int q = 0; q < nq; ++q) luts[q] = queries[q].luts.data() + queries[q].lut_offset[r];
+      const uint8_t* codes = nibbles + run.first_pair * kPairCodeBytes;
+      if (nq == 1) {
+        kernels->accumulate(codes, luts[0], run.n_pairs, acc.data());
+      } else {
+        kernels->accumulate_multi(codes, luts.data(), nq, run.n_pairs, acc.data());
       }
-      std::copy(score, score + count,
-                out + static_cast<size_t>(qi) * stride + (first - block_begin * kBlockVectors));
+      const float* w = weights + run.weight * kBlockVectors;
+      for (int q = 0; q < nq; ++q) {
+        const float delta = queries[q].delta[r], bias = queries[q].bias[r];
+        const uint16_t* aq = &acc[q * kBlockVectors];
+        float* sq = &score[q * kBlockVectors];
+        for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * (delta * aq[v] + bias);
+      }
+    }
+    for (int q = 0; q < nq; ++q) {
+      std::copy(&score[q * kBlockVectors], &score[q * kBlockVectors] + count,
+                out + static_cast<size_t>(q) * stride + (first - block_begin * kBlockVectors));
     }
   }
 }

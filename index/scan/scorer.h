@@ -27,16 +27,18 @@
 namespace tqdb::index {
 
 struct PreparedQuery {
-  std::vector<uint8_t> luts;   // n_pairs × 64 bytes (fastscan_kernels.h)
-  std::vector<float> delta;    // per run
-  std::vector<float> bias;     // per run
+  std::vector<uint8_t> luts;       // per run, internal::LutBytes(run.n_pairs) bytes
+  std::vector<size_t> lut_offset;  // per run: where its tables start in luts
+  std::vector<float> delta;        // per run
+  std::vector<float> bias;         // per run
 };
 
 // REQUIRES: y holds layout.format().dim finite floats; codec matches layout.
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
                   PreparedQuery* query);
 
-// Scores vectors [block_begin·32, min(block_end·32, size)) for nq queries:
+// Scores vectors [block_begin·32, min(block_end·32, size)) for nq queries
+// (each block's codes are read once for all of them):
 // out[q·stride + i] for i counted from block_begin·32. REQUIRES: block_end <=
 // blocks.num_blocks(); out has room for nq rows of `stride` ≥ the range.
 // An ISA this CPU lacks falls back to the scalar kernel.

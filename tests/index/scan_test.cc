@@ -16,36 +16,50 @@ namespace {
 
 using internal::kBlockVectors;
 using internal::kPairCodeBytes;
-using internal::kPairLutBytes;
 
 using testing::Gaussian;
 
 // Integer sums are exact, so every ISA must give the scalar result exactly,
-// including the worst case of 128 pairs of 255s (65280, just below 2^16).
+// including the worst case of 128 pairs of 255s (65280, just below 2^16), for
+// one query and for several sharing the codes (chunks of 8 and a remainder).
 TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
   std::mt19937 rng(1);
   for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 127, 128}) {
     for (bool saturate : {false, true}) {
-      std::vector<uint8_t> codes(n_pairs * kPairCodeBytes + 64), luts(n_pairs * kPairLutBytes + 64);
+      constexpr int kMaxQueries = 11;
+      std::vector<uint8_t> codes(n_pairs * kPairCodeBytes + 64);
       for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
-      for (int p = 0; p < n_pairs; ++p) {  // each table stored twice, as PrepareQuery does
-        for (int half = 0; half < 2; ++half) {
-          for (int n = 0; n < 16; ++n) {
-            const uint8_t v = saturate ? 255 : static_cast<uint8_t>(rng());
-            luts[p * kPairLutBytes + half * 32 + n] = luts[p * kPairLutBytes + half * 32 + 16 + n] = v;
+      std::vector<std::vector<uint8_t>> luts(kMaxQueries,
+                                             std::vector<uint8_t>(internal::LutBytes(n_pairs) + 64));
+      for (auto& lut : luts) {
+        for (int p = 0; p < n_pairs; ++p) {  // each table stored twice, as PrepareQuery does
+          for (bool hi : {false, true}) {
+            uint8_t* t = &lut[internal::LutOffset(p, hi)];
+            for (int n = 0; n < 16; ++n) t[n] = t[16 + n] = saturate ? 255 : static_cast<uint8_t>(rng());
           }
         }
       }
-      uint16_t want[kBlockVectors];
-      internal::AccumulateScalar(codes.data(), luts.data(), n_pairs, want);
+      std::vector<const uint8_t*> ptrs;
+      for (const auto& lut : luts) ptrs.push_back(lut.data());
+      std::vector<uint16_t> want(kMaxQueries * kBlockVectors);
+      for (int q = 0; q < kMaxQueries; ++q) {
+        internal::AccumulateScalar(codes.data(), ptrs[q], n_pairs, &want[q * kBlockVectors]);
+      }
       if (saturate) {
         for (uint16_t w : want) ASSERT_EQ(w, 2 * 255 * n_pairs);
       }
       for (Isa isa : SupportedIsas()) {
-        uint16_t got[kBlockVectors];
-        internal::GetAccumulate(isa)(codes.data(), luts.data(), n_pairs, got);
-        EXPECT_EQ(0, std::memcmp(got, want, sizeof(want)))
+        const internal::FastScanKernels* k = internal::GetFastScanKernels(isa);
+        std::vector<uint16_t> got(kBlockVectors);
+        k->accumulate(codes.data(), ptrs[0], n_pairs, got.data());
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), kBlockVectors * 2))
             << IsaName(isa) << " n_pairs=" << n_pairs << " saturate=" << saturate;
+        for (int nq : {1, 2, 5, 8, 11}) {
+          std::vector<uint16_t> multi(nq * kBlockVectors);
+          k->accumulate_multi(codes.data(), ptrs.data(), nq, n_pairs, multi.data());
+          EXPECT_EQ(0, std::memcmp(multi.data(), want.data(), multi.size() * 2))
+              << IsaName(isa) << " nq=" << nq << " n_pairs=" << n_pairs;
+        }
       }
     }
   }

@@ -9,13 +9,16 @@ namespace {
 void Accumulate(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out) {
   __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
   for (int p = 0; p < n_pairs; ++p) {
-    AccumulatePairYmm(codes + kPairCodeBytes * p, luts + kPairLutBytes * p, &a, &b);
+    AccumulatePairYmm(codes + kPairCodeBytes * p, luts + LutOffset(p, false),
+                      luts + LutOffset(p, true), &a, &b);
   }
   StoreSumsYmm(a, b, out);
 }
 
+constexpr FastScanKernels kAvx2 = {&Accumulate, &AccumulateEachQuery<&Accumulate>};
+
 }  // namespace
 
-AccumulateFn AccumulateAvx2() { return &Accumulate; }
+const FastScanKernels* FastScanAvx2() { return &kAvx2; }
 
 }  // namespace tqdb::index::internal

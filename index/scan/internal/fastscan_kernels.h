@@ -4,10 +4,11 @@
 // pairs (2p, 2p + 1) are stored as 32 bytes, byte v = nib_v[2p] | nib_v[2p+1] << 4:
 //
 //   codes:  pair 0: [v0 v1 … v31]  pair 1: [v0 … v31]  …     (32 bytes a pair)
-//   luts:   pair p: [lo table ×2][hi table ×2]                (64 bytes a pair)
+//   luts:   pairs 2m, 2m+1: [lo_2m][lo_2m+1][hi_2m][hi_2m+1]  (128 bytes, LutOffset)
 //
-// where each table is 16 uint8 entries, stored twice so a 256-bit register
-// holds it in both 128-bit lanes (pshufb looks up within a lane). The kernel
+// where each table is 16 uint8 entries stored twice (32 bytes), so a 256-bit
+// register holds one table in both 128-bit lanes (pshufb looks up within a
+// lane) and a 512-bit register the tables of two consecutive pairs. The kernel
 // returns, for each of the 32 vectors, Σ_p lo_p[nib_v[2p]] + hi_p[nib_v[2p+1]]
 // as uint16: exact integer sums, identical for every ISA.
 //
@@ -15,6 +16,7 @@
 #ifndef TQDB_INDEX_SCAN_INTERNAL_FASTSCAN_KERNELS_H_
 #define TQDB_INDEX_SCAN_INTERNAL_FASTSCAN_KERNELS_H_
 
+#include <cstddef>
 #include <cstdint>
 
 #include "index/codec/isa.h"
@@ -23,7 +25,13 @@ namespace tqdb::index::internal {
 
 inline constexpr int kBlockVectors = 32;
 inline constexpr int kPairCodeBytes = 32;  // one nibble pair of 32 vectors
-inline constexpr int kPairLutBytes = 64;   // lo and hi tables, each twice
+
+// Byte offset of pair p's low (hi = false) or high table, and the bytes the
+// tables of n_pairs pairs take.
+constexpr size_t LutOffset(int p, bool hi) {
+  return 128 * static_cast<size_t>(p / 2) + (hi ? 64 : 0) + 32 * static_cast<size_t>(p % 2);
+}
+constexpr size_t LutBytes(int n_pairs) { return 128 * static_cast<size_t>((n_pairs + 1) / 2); }
 // 128 pairs · 2 lookups · 255 = 65280 < 2^16: a run of at most this many pairs
 // cannot overflow the uint16 sums.
 inline constexpr int kMaxPairsPerRun = 128;
@@ -33,11 +41,29 @@ inline constexpr int kMaxPairsPerRun = 128;
 using AccumulateFn = void (*)(const uint8_t* codes, const uint8_t* luts, int n_pairs,
                               uint16_t* out);
 
-AccumulateFn GetAccumulate(Isa isa);  // nullptr if unsupported
+// The same for nq queries at once (tables luts[q]): out[q·32 + v]. Codes are
+// read once for all queries. REQUIRES: nq >= 1.
+using AccumulateMultiFn = void (*)(const uint8_t* codes, const uint8_t* const* luts, int nq,
+                                   int n_pairs, uint16_t* out);
+
+struct FastScanKernels {
+  AccumulateFn accumulate;
+  AccumulateMultiFn accumulate_multi;
+};
+
+// The kernels for `isa` (kBest resolved); nullptr if unsupported.
+const FastScanKernels* GetFastScanKernels(Isa isa);
 
 void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out);
-AccumulateFn AccumulateAvx2();    // nullptr when not compiled in
-AccumulateFn AccumulateAvx512();  // nullptr when not compiled in
+const FastScanKernels* FastScanAvx2();    // nullptr when not compiled in
+const FastScanKernels* FastScanAvx512();  // nullptr when not compiled in
+
+// accumulate_multi for ISAs without a dedicated one: one query at a time.
+template <AccumulateFn kAccumulate>
+void AccumulateEachQuery(const uint8_t* codes, const uint8_t* const* luts, int nq, int n_pairs,
+                         uint16_t* out) {
+  for (int q = 0; q < nq; ++q) kAccumulate(codes, luts[q], n_pairs, out + 32 * q);
+}
 
 }  // namespace tqdb::index::internal
 

@@ -3,7 +3,7 @@
 
 namespace tqdb::index::internal {
 
-AccumulateFn AccumulateAvx2() { return nullptr; }
-AccumulateFn AccumulateAvx512() { return nullptr; }
+const FastScanKernels* FastScanAvx2() { return nullptr; }
+const FastScanKernels* FastScanAvx512() { return nullptr; }
 
 }  // namespace tqdb::index::internal

@@ -8,21 +8,24 @@ void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, ui
     uint32_t sum = 0;
     for (int p = 0; p < n_pairs; ++p) {
       const uint8_t byte = codes[p * kPairCodeBytes + v];
-      const uint8_t* lut = luts + p * kPairLutBytes;
-      sum += lut[byte & 15] + lut[32 + (byte >> 4)];
+      sum += luts[LutOffset(p, false) + (byte & 15)] + luts[LutOffset(p, true) + (byte >> 4)];
     }
     out[v] = static_cast<uint16_t>(sum);
   }
 }
 
-AccumulateFn GetAccumulate(Isa isa) {
+namespace {
+constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>};
+}  // namespace
+
+const FastScanKernels* GetFastScanKernels(Isa isa) {
   switch (ResolveIsa(isa)) {
     case Isa::kAvx512:
-      return IsaSupported(Isa::kAvx512) ? AccumulateAvx512() : nullptr;
+      return IsaSupported(Isa::kAvx512) ? FastScanAvx512() : nullptr;
     case Isa::kAvx2:
-      return IsaSupported(Isa::kAvx2) ? AccumulateAvx2() : nullptr;
+      return IsaSupported(Isa::kAvx2) ? FastScanAvx2() : nullptr;
     default:
-      return &AccumulateScalar;
+      return &kScalar;
   }
 }
 

@@ -19,13 +19,15 @@ inline __m256i LoadYmm(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-// Adds pair `codes` (32 bytes) looked up in `luts` (64 bytes) into a and b.
-inline void AccumulatePairYmm(const uint8_t* codes, const uint8_t* luts, __m256i* a, __m256i* b) {
+// Adds one pair (`codes`, 32 bytes) looked up in its low and high tables
+// (32 bytes each) into a and b.
+inline void AccumulatePairYmm(const uint8_t* codes, const uint8_t* lo_lut, const uint8_t* hi_lut,
+                              __m256i* a, __m256i* b) {
   const __m256i low = _mm256_set1_epi8(0x0f);
   const __m256i c = LoadYmm(codes);
-  const __m256i r0 = _mm256_shuffle_epi8(LoadYmm(luts), _mm256_and_si256(c, low));
+  const __m256i r0 = _mm256_shuffle_epi8(LoadYmm(lo_lut), _mm256_and_si256(c, low));
   const __m256i r1 =
-      _mm256_shuffle_epi8(LoadYmm(luts + 32), _mm256_and_si256(_mm256_srli_epi16(c, 4), low));
+      _mm256_shuffle_epi8(LoadYmm(hi_lut), _mm256_and_si256(_mm256_srli_epi16(c, 4), low));
   *a = _mm256_add_epi16(*a, _mm256_add_epi16(r0, r1));
   *b = _mm256_add_epi16(*b, _mm256_add_epi16(_mm256_srli_epi16(r0, 8), _mm256_srli_epi16(r1, 8)));
 }

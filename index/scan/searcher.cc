@@ -74,15 +74,20 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
     // The best `keep` by code score; the heap's top is the worst kept.
     auto worse = [](const Hit& a, const Hit& b) { return Before(a, b); };
     std::priority_queue<Hit, std::vector<Hit>, decltype(worse)> heap(worse);
-    float block_scores[internal::kBlockVectors];
-    for (size_t b = 0; b < blocks.num_blocks(); ++b) {
-      ScoreBlocks(blocks, &prepared, 1, b, b + 1, block_scores, internal::kBlockVectors);
-      const size_t first = b * internal::kBlockVectors;
-      const size_t count = std::min<size_t>(internal::kBlockVectors, blocks.size() - first);
+    // Scores come a chunk of blocks at a time (ScoreBlocks sets up its scratch
+    // once per call) and feed the heap straight away.
+    constexpr size_t kChunkBlocks = 256;
+    std::vector<float> chunk_scores(kChunkBlocks * internal::kBlockVectors);
+    for (size_t b0 = 0; b0 < blocks.num_blocks(); b0 += kChunkBlocks) {
+      const size_t b1 = std::min(blocks.num_blocks(), b0 + kChunkBlocks);
+      ScoreBlocks(blocks, &prepared, 1, b0, b1, chunk_scores.data(), chunk_scores.size());
+      const size_t first = b0 * internal::kBlockVectors;
+      const size_t count = std::min(blocks.size(), b1 * internal::kBlockVectors) - first;
       for (size_t i = 0; i < count; ++i) {
         const int64_t label = static_cast<int64_t>(first + i);
         // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
-        const float s = l2 ? 2 * block_scores[i] - blocks.SquaredNorm(first + i) : block_scores[i];
+        const float s =
+            l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i) : chunk_scores[i];
         const Hit hit{s, label};
         if (heap.size() < keep) {
           heap.push(hit);

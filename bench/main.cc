@@ -19,6 +19,6 @@ int main(int argc, char** argv) {
                "  codec [--n N] [--d D] [--threads T] [--formats a,b,…] [--faiss 0|1] "
                "[--pq 0|1] [--table 1]\n"
                "  scan  [--n N] [--d D] [--threads T] [--queries Q] [--formats a,b,…] [--faiss 0|1]\n"
-               "        [--attend 0|1] [--tokens N]\n");
+               "        [--attend 0|1] [--tokens N] [--dataset DIR]\n");
   return suite.empty() || suite == "--help" ? 0 : 2;
 }

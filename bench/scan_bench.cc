@@ -23,12 +23,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "bench/bench_util.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexPQ.h"
 #include "faiss/IndexPQFastScan.h"
 #include "faiss/IndexScalarQuantizer.h"
 #include "faiss/utils/distances.h"
+#include "io/vector_file.h"
 #include "index/scan/attend.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/scorer.h"
@@ -116,7 +118,9 @@ void PrintLine(const std::string& system, const std::string& format, const std::
       .Print();
 }
 
-void BenchTqdb(const std::string& name, const std::vector<float>& base,
+// `coded` is what gets encoded (base, or base centered); `base` reranks.
+void BenchTqdb(const std::string& name, const std::string& dataset,
+               const std::vector<float>& coded, const std::vector<float>& base,
                const std::vector<float>& queries, size_t n_eval, const std::vector<int64_t>& gt,
                int d, int threads) {
   const size_t n = base.size() / d;
@@ -128,7 +132,7 @@ void BenchTqdb(const std::string& name, const std::vector<float>& base,
   auto blocks = std::move(*blocks_or);
   std::vector<uint8_t> codes(n * codec->code_bytes());
   ParallelFor(n, 2, [&](size_t b, size_t e) {
-    codec->EncodeUnchecked(&base[b * d], e - b, &codes[b * codec->code_bytes()]);
+    codec->EncodeUnchecked(&coded[b * d], e - b, &codes[b * codec->code_bytes()]);
   });
   blocks->AppendCodes(codes.data(), n);
   std::vector<index::PreparedQuery> prepared(n_eval);
@@ -167,13 +171,14 @@ void BenchTqdb(const std::string& name, const std::vector<float>& base,
         found[q] = TopK(&scores[q * n], n, k);
         if (oversample) found[q] = Rerank(found[q], &queries[q * d], base, d);
       }
-      PrintLine("tqdb", name, "synthetic", d, n, nq, threads, keys_per_s, Score(found, gt),
+      PrintLine("tqdb", name, dataset, d, n, nq, threads, keys_per_s, Score(found, gt),
                 oversample);
     }
   }
 }
 
-void BenchFaiss(const std::string& name, faiss::Index* index, const std::vector<float>& base,
+void BenchFaiss(const std::string& name, const std::string& dataset, faiss::Index* index,
+                const std::vector<float>& base,
                 const std::vector<float>& queries, size_t n_eval, const std::vector<int64_t>& gt,
                 int d, int threads) {
   const size_t n = base.size() / d;
@@ -191,7 +196,7 @@ void BenchFaiss(const std::string& name, faiss::Index* index, const std::vector<
     });
     std::vector<std::vector<int64_t>> found(n_eval);
     for (size_t q = 0; q < n_eval; ++q) found[q].assign(&labels[q * kK], &labels[q * kK] + kK);
-    PrintLine("faiss", name, "synthetic", d, n, nq, threads,
+    PrintLine("faiss", name, dataset, d, n, nq, threads,
               n * (n_eval / static_cast<double>(nq)) / seconds, Score(found, gt), 0);
   }
 }
@@ -263,33 +268,73 @@ void BenchAttend(const std::string& k_format, const std::string& v_format, size_
 
 int RunScan(int argc, char** argv) {
   const Flags flags(argc, argv);
-  const size_t n = static_cast<size_t>(flags.Int("n", 1000000));
-  const int d = static_cast<int>(flags.Int("d", 128));
   const int threads = static_cast<int>(flags.Int("threads", 1));
-  const size_t n_eval = static_cast<size_t>(flags.Int("queries", 64));
   omp_set_num_threads(threads);
 
+  // Data: random unit vectors with exact IP ground truth from FAISS, or a set
+  // in the ../shared/data layout (base.fvecs, query.fvecs, gt_ip.ivecs).
+  const std::string dir = flags.Str("dataset", "");
+  std::string dataset = "synthetic";
+  std::vector<float> base, queries;
+  std::vector<int64_t> gt64;
+  int d = static_cast<int>(flags.Int("d", 128));
+  size_t n_eval = static_cast<size_t>(flags.Int("queries", 64));
+  if (!dir.empty()) {
+    auto b = io::ReadFvecs(dir + "/base.fvecs");
+    auto q = io::ReadFvecs(dir + "/query.fvecs", n_eval);
+    auto gt = io::ReadIvecs(dir + "/gt_ip.ivecs", n_eval);
+    for (const absl::Status& s : {b.status(), q.status(), gt.status()}) {
+      if (!s.ok()) {
+        std::fprintf(stderr, "tqdb-bench scan: %s\n", std::string(s.message()).c_str());
+        return 1;
+      }
+    }
+    dataset = dir.substr(dir.find_last_of('/') + 1);
+    d = b->dim;
+    base = std::move(b->data);
+    queries = std::move(q->data);
+    n_eval = q->n;
+    for (size_t i = 0; i < n_eval; ++i) gt64.insert(gt64.end(), gt->row(i), gt->row(i) + kK);
+  } else {
+    const size_t n = static_cast<size_t>(flags.Int("n", 1000000));
+    base = RandomUnitVectors(n, d, 1);
+    queries = RandomUnitVectors(n_eval, d, 2);
+    faiss::IndexFlatIP flat(d);
+    flat.add(static_cast<faiss::Index::idx_t>(n), base.data());
+    std::vector<float> gt_dist(n_eval * kK);
+    std::vector<faiss::Index::idx_t> gt(n_eval * kK);
+    flat.search(static_cast<faiss::Index::idx_t>(n_eval), queries.data(), kK, gt_dist.data(),
+                gt.data());
+    gt64.assign(gt.begin(), gt.end());
+  }
+
+  // --center 1: encode x − mean(base) (an experiment toward centered codes).
+  // Inner-product rankings are unchanged, since ⟨q, μ⟩ is the same for every x;
+  // raw vectors stay uncentered for reranking, whose order is also unchanged.
+  std::vector<float> coded = base;
+  if (flags.Int("center", 0) != 0) {
+    const size_t n = base.size() / d;
+    std::vector<double> mean(d, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      for (int j = 0; j < d; ++j) mean[j] += base[i * d + j] / n;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      for (int j = 0; j < d; ++j) coded[i * d + j] -= static_cast<float>(mean[j]);
+    }
+    dataset += "-centered";
+  }
+
   JsonLine().Add("suite", "membw").Add("threads", 1).Add("read_gb_per_s", ReadBandwidthGbPerS()).Print();
-
-  const std::vector<float> base = RandomUnitVectors(n, d, 1);
-  const std::vector<float> queries = RandomUnitVectors(n_eval, d, 2);
-  faiss::IndexFlatIP flat(d);
-  flat.add(static_cast<faiss::Index::idx_t>(n), base.data());
-  std::vector<float> gt_dist(n_eval * kK);
-  std::vector<faiss::Index::idx_t> gt(n_eval * kK);
-  flat.search(static_cast<faiss::Index::idx_t>(n_eval), queries.data(), kK, gt_dist.data(), gt.data());
-  const std::vector<int64_t> gt64(gt.begin(), gt.end());
-
-  if (flags.Int("attend", 1) != 0) {
+  if (flags.Int("attend", dir.empty() ? 1 : 0) != 0) {
     for (auto [kf, vf] : {std::pair<const char*, const char*>{"tq4", "tq4"}, {"tq4", "tq2"}}) {
       BenchAttend(kf, vf, static_cast<size_t>(flags.Int("tokens", 32768)), 8, 4, d, threads);
     }
   }
   std::stringstream list(flags.Str("formats", "tq2,tq3,tq4,tq3p,tq4p"));
   for (std::string f; std::getline(list, f, ',');) {
-    BenchTqdb(f, base, queries, n_eval, gt64, d, threads);
+    BenchTqdb(f, dataset, coded, base, queries, n_eval, gt64, d, threads);
   }
-  if (flags.Int("faiss", 1) != 0) {
+  if (flags.Int("faiss", 1) != 0 && flags.Int("center", 0) == 0) {
     std::vector<std::pair<std::string, std::unique_ptr<faiss::Index>>> baselines;
     baselines.emplace_back("FlatIP", std::make_unique<faiss::IndexFlatIP>(d));
     baselines.emplace_back("SQ4", std::make_unique<faiss::IndexScalarQuantizer>(
@@ -307,7 +352,7 @@ int RunScan(int argc, char** argv) {
                              std::make_unique<faiss::IndexPQ>(d, d / 4, 8, faiss::METRIC_INNER_PRODUCT));
     }
     for (auto& [name, index] : baselines) {
-      BenchFaiss(name, index.get(), base, queries, n_eval, gt64, d, threads);
+      BenchFaiss(name, dataset, index.get(), base, queries, n_eval, gt64, d, threads);
     }
   }
   return 0;

@@ -308,9 +308,9 @@ int RunScan(int argc, char** argv) {
     gt64.assign(gt.begin(), gt.end());
   }
 
-  // --center 1: encode x − mean(base) (an experiment toward centered codes).
-  // Inner-product rankings are unchanged, since ⟨q, μ⟩ is the same for every x;
-  // raw vectors stay uncentered for reranking, whose order is also unchanged.
+  // --center 1: encode x − mean(base), as a CodeBlocks with that center does
+  // (code_blocks.h). Inner-product rankings are unchanged, since ⟨q, μ⟩ is the
+  // same for every x; raw vectors stay uncentered for reranking.
   std::vector<float> coded = base;
   if (flags.Int("center", 0) != 0) {
     const size_t n = base.size() / d;

@@ -80,6 +80,14 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
                            &tables[(g * kgroups.size() + k) * 16]);
     }
   }
+  // Centered keys (code_blocks.h) score ⟨q, k − μ_K⟩: add ⟨q, μ_K⟩ back so the
+  // coded logits agree with the exact tail's (alone it would cancel in softmax).
+  std::vector<float> key_shift(n_queries, 0.0f);
+  for (size_t g = 0; g < n_queries && !keys.center().empty(); ++g) {
+    double dot = 0;
+    for (int j = 0; j < d; ++j) dot += double{queries[g * d + j]} * keys.center()[j];
+    key_shift[g] = static_cast<float>(dot);
+  }
   const size_t n_tokens = n_coded + tail.n;
   std::vector<float> logits(n_queries * n_tokens);
   for (size_t t = begin; t < end; ++t) {
@@ -96,7 +104,7 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
         }
         logit += w[run.weight * kBlockVectors + lane] * sum;
       }
-      logits[g * n_tokens + (t - begin)] = scale * logit;
+      logits[g * n_tokens + (t - begin)] = scale * (logit + key_shift[g]);
     }
   }
   for (size_t t = 0; t < tail.n; ++t) {
@@ -152,6 +160,13 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   for (size_t g = 0; g < n_queries; ++g) {
     values.codec().InverseRotate(&acc[g * d], &out[g * d]);
     for (int j = 0; j < d; ++j) out[g * d + j] += tail_acc[g * d + j];
+    if (!values.center().empty()) {  // centered values: Σ_coded p_t·μ_V
+      double coded_mass = 0;
+      for (size_t t = 0; t < n_coded; ++t) coded_mass += logits[g * n_tokens + t];
+      for (int j = 0; j < d; ++j) {
+        out[g * d + j] += static_cast<float>(coded_mass) * values.center()[j];
+      }
+    }
   }
   return absl::OkStatus();
 }

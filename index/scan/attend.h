@@ -11,6 +11,8 @@
 // domain, where v̂_t is a table lookup times its scale; Πᵀ is applied once per
 // query at the end. Several queries (a GQA group sharing one KV head) share
 // one pass over the codes. Softmax is computed stably (max-subtracted).
+// Centered CodeBlocks (code_blocks.h) are handled exactly: ⟨q, μ_K⟩ is added
+// to the coded logits and (Σ_coded p_t)·μ_V to the output.
 //
 // Thread-safety: const over its inputs; may run concurrently.
 #ifndef TQDB_INDEX_SCAN_ATTEND_H_

@@ -1,6 +1,9 @@
 #include "index/scan/code_blocks.h"
 
+#include <cmath>
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
 
 #include "common/status.h"
 #include "index/scan/internal/fastscan_kernels.h"
@@ -10,14 +13,25 @@ namespace tqdb::index {
 using internal::kBlockVectors;
 using internal::kPairCodeBytes;
 
-absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<const Codec> codec) {
+absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<const Codec> codec,
+                                                               std::vector<float> center) {
   TQDB_ASSIGN_OR_RETURN(ScanLayout layout, ScanLayout::Create(codec->format()));
-  return std::unique_ptr<CodeBlocks>(new CodeBlocks(std::move(codec), std::move(layout)));
+  if (!center.empty() && center.size() != static_cast<size_t>(codec->dim())) {
+    return absl::InvalidArgumentError(absl::StrCat("center must have dim = ", codec->dim(),
+                                                   " floats, got ", center.size()));
+  }
+  for (float c : center) {
+    if (!std::isfinite(c)) return absl::InvalidArgumentError("center is not finite");
+  }
+  return std::unique_ptr<CodeBlocks>(
+      new CodeBlocks(std::move(codec), std::move(layout), std::move(center)));
 }
 
-CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout)
+CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
+                       std::vector<float> center)
     : codec_(std::move(codec)),
       layout_(std::move(layout)),
+      center_(std::move(center)),
       block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
       block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {}
 
@@ -35,9 +49,17 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
 }
 
 absl::Status CodeBlocks::Append(const float* x, size_t n) {
+  const int d = codec_->dim();
+  std::vector<float> centered;
+  if (!center_.empty()) {
+    centered.assign(x, x + n * d);
+    for (size_t i = 0; i < n; ++i) {
+      for (int j = 0; j < d; ++j) centered[i * d + j] -= center_[j];
+    }
+    x = centered.data();
+  }
   std::vector<uint8_t> codes(n * codec_->code_bytes());
   TQDB_RETURN_IF_ERROR(codec_->Encode(x, n, codes.data()));
-  const int d = codec_->dim();
   std::vector<float> sq_norms(n);
   for (size_t i = 0; i < n; ++i) {
     double s = 0;

@@ -15,6 +15,13 @@
 // norm, or the decoded vector, when appended as codes). Slots
 // of a partly filled last block hold zero nibbles and weights.
 //
+// Centering: with a center μ (dim floats), Append encodes x − μ. TurboQuant's
+// codebooks are data-oblivious; data with a large common offset (SIFT's
+// all-positive descriptors, a KV head's key bias) loses precision to it, and
+// the residual is what they quantize well. Inner-product rankings are unchanged
+// (⟨q, μ⟩ is one constant per query); searcher.h and attend.h add the shifts
+// back so results are in the original coordinates.
+//
 // Thread-safety: const methods may run concurrently with each other; Append
 // must not run concurrently with anything (storage adds the synchronization).
 #ifndef TQDB_INDEX_SCAN_CODE_BLOCKS_H_
@@ -36,13 +43,16 @@ class CodeBlocks {
  public:
   static constexpr size_t kBlocksPerChunk = 32;  // 1024 vectors
 
-  // InvalidArgument if the codec's format is not fast-scannable (> 4 bits).
-  static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec);
+  // InvalidArgument if the codec's format is not fast-scannable (> 4 bits), or
+  // if `center` is neither empty nor dim finite floats.
+  static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec,
+                                                            std::vector<float> center = {});
 
-  // Appends n vectors (n·dim floats): InvalidArgument, appending nothing, if
-  // any value is not finite.
+  // Appends n vectors (n·dim floats), minus the center: InvalidArgument,
+  // appending nothing, if any value is not finite.
   absl::Status Append(const float* x, size_t n);
-  // Appends n codes produced by codec().Encode (n·code_bytes bytes).
+  // Appends n codes produced by codec().Encode (n·code_bytes bytes) of
+  // already centered vectors.
   void AppendCodes(const uint8_t* codes, size_t n);
 
   size_t size() const { return size_; }
@@ -51,7 +61,10 @@ class CodeBlocks {
   const uint8_t* BlockNibbles(size_t block) const;
   const float* BlockWeights(size_t block) const;
   const uint8_t* Code(size_t i) const;
+  // ‖x − μ‖² of vector i (‖x‖² without a center).
   float SquaredNorm(size_t i) const;
+  // The center μ: empty, or dim floats.
+  const std::vector<float>& center() const { return center_; }
 
   const Codec& codec() const { return *codec_; }
   const ScanLayout& layout() const { return layout_; }
@@ -67,11 +80,12 @@ class CodeBlocks {
   };
   // sq_norms: n exact ‖x‖², or nullptr to derive them from the codes.
   void AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms);
-  CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout);
+  CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center);
   Chunk& ChunkFor(size_t i);
 
   std::shared_ptr<const Codec> codec_;
   ScanLayout layout_;
+  std::vector<float> center_;
   size_t block_nibble_bytes_, block_weights_;
   size_t size_ = 0;
   std::vector<std::unique_ptr<Chunk>> chunks_;

@@ -68,8 +68,27 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
       const float inv = static_cast<float>(1.0 / std::sqrt(qq));
       for (float& v : query) v *= inv;
     }
+    // Codes hold x − μ (code_blocks.h). IP and cosine score ⟨q, x − μ⟩ and
+    // add ⟨q, μ⟩ back; L2 scores q − μ against x − μ, which is the same
+    // distance. Reranking uses the raw vectors and the query as given.
+    const std::vector<float>& mu = blocks.center();
+    std::vector<float> scored = query;
+    double shift = 0.0;
+    if (!mu.empty()) {
+      for (int j = 0; j < d; ++j) {
+        if (l2) {
+          scored[j] -= mu[j];
+        } else {
+          shift += double{query[j]} * mu[j];
+        }
+      }
+      if (l2) {
+        qq = 0;
+        for (float v : scored) qq += double{v} * v;
+      }
+    }
     PreparedQuery prepared;
-    PrepareQuery(blocks.codec(), blocks.layout(), query.data(), &prepared);
+    PrepareQuery(blocks.codec(), blocks.layout(), scored.data(), &prepared);
 
     // The best `keep` by code score; the heap's top is the worst kept.
     auto worse = [](const Hit& a, const Hit& b) { return Before(a, b); };
@@ -86,8 +105,8 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
       for (size_t i = 0; i < count; ++i) {
         const int64_t label = static_cast<int64_t>(first + i);
         // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
-        const float s =
-            l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i) : chunk_scores[i];
+        const float s = l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i)
+                           : chunk_scores[i] + static_cast<float>(shift);
         const Hit hit{s, label};
         if (heap.size() < keep) {
           heap.push(hit);

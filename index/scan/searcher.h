@@ -9,7 +9,9 @@
 //
 // Scores over codes: IP is the fast-scan estimate of ⟨q, x⟩; cosine is the IP
 // of the normalised query (the caller stores normalised vectors, as FAISS
-// users do); L2 is ‖q‖² + ‖x‖² − 2·⟨q, x⟩ with ‖x‖² from CodeBlocks.
+// users do); L2 is ‖q‖² + ‖x‖² − 2·⟨q, x⟩ with ‖x‖² from CodeBlocks. With a
+// centered CodeBlocks, IP and cosine add ⟨q, μ⟩ back and L2 scores q − μ
+// against x − μ, so distances are in the original coordinates.
 // With oversample r ≥ 1 and raw vectors given, the best k·r candidates by code
 // score are rescored exactly (faiss::fvec_inner_products_by_idx /
 // fvec_L2sqr_by_idx) and cut to k.

@@ -15,8 +15,9 @@ namespace {
 
 using testing::Gaussian;
 
-std::unique_ptr<CodeBlocks> Coded(const std::string& format, int dim, const std::vector<float>& x) {
-  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, dim, 3)));
+std::unique_ptr<CodeBlocks> Coded(const std::string& format, int dim, const std::vector<float>& x,
+                                  std::vector<float> center = {}) {
+  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat(format, dim, 3)), std::move(center));
   EXPECT_OK(blocks->Append(x.data(), x.size() / dim));
   return blocks;
 }
@@ -27,11 +28,14 @@ std::vector<double> Reference(const CodeBlocks& k, const CodeBlocks& v, const st
   const int d = k.codec().dim();
   std::vector<std::vector<float>> keys, vals;
   std::vector<float> buf(d);
+  auto decode = [&](const CodeBlocks& blocks, size_t t) {  // decoded + center
+    blocks.codec().Decode(blocks.Code(t), 1, buf.data());
+    for (size_t j = 0; j < blocks.center().size(); ++j) buf[j] += blocks.center()[j];
+    return buf;
+  };
   for (size_t t = begin; t < end; ++t) {
-    k.codec().Decode(k.Code(t), 1, buf.data());
-    keys.push_back(buf);
-    v.codec().Decode(v.Code(t), 1, buf.data());
-    vals.push_back(buf);
+    keys.push_back(decode(k, t));
+    vals.push_back(decode(v, t));
   }
   for (size_t t = 0; t < tail.n; ++t) {
     keys.emplace_back(tail.keys + t * d, tail.keys + (t + 1) * d);
@@ -97,6 +101,37 @@ TEST(AttendTest, MatchesFloatReferenceAttention) {
       }
     }
   }
+}
+
+// Centered keys and values (a large per-channel key bias, as real heads have)
+// give the reference attention over decoded + μ, exact tail included.
+TEST(AttendTest, CenteredKeysAndValues) {
+  constexpr int d = 64;
+  constexpr size_t kTokens = 200;
+  std::vector<float> kx = Gaussian(kTokens * d, 11), vx = Gaussian(kTokens * d, 12, 0.3f);
+  std::vector<float> mu_k(d), mu_v(d);
+  for (int j = 0; j < d; ++j) {
+    mu_k[j] = 3.0f * std::sin(0.7f * j);
+    mu_v[j] = 0.5f - 0.01f * j;
+  }
+  for (size_t t = 0; t < kTokens; ++t) {
+    for (int j = 0; j < d; ++j) {
+      kx[t * d + j] += mu_k[j];
+      vx[t * d + j] += mu_v[j];
+    }
+  }
+  auto k = Coded("tq4", d, kx, mu_k), v = Coded("tq2", d, vx, mu_v);
+  const std::vector<float> q = Gaussian(2 * d, 13), tk = Gaussian(3 * d, 14), tv = Gaussian(3 * d, 15);
+  const ExactTail tail{tk.data(), tv.data(), 3};
+  std::vector<float> out(2 * d);
+  ASSERT_OK(Attend(*k, *v, q, {.begin = 10, .end = 190}, tail, out.data()));
+  const std::vector<double> want = Reference(*k, *v, q, 10, 190, tail, 1.0 / std::sqrt(double(d)));
+  double diff = 0, norm = 0;
+  for (int j = 0; j < 2 * d; ++j) {
+    diff += std::pow(out[j] - want[j], 2);
+    norm += want[j] * want[j];
+  }
+  EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm));
 }
 
 TEST(AttendTest, TailOnlyAndExplicitScale) {

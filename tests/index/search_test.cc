@@ -128,6 +128,56 @@ TEST(SearchTest, L2AndCosineOverCodesFollowTheirFormulas) {
   }
 }
 
+// Centered codes (x − μ) keep results in the original coordinates: IP adds
+// ⟨q, μ⟩ back, L2 scores q − μ, and a full rerank is still exact.
+TEST(SearchTest, CenteredCodesKeepOriginalCoordinates) {
+  constexpr size_t kN = 300;
+  std::vector<float> x = Gaussian(kN * kDim, 20);
+  std::vector<float> mu(kDim);
+  for (int j = 0; j < kDim; ++j) mu[j] = 5.0f + 0.1f * j;  // a large common offset
+  for (size_t i = 0; i < kN; ++i) {
+    for (int j = 0; j < kDim; ++j) x[i * kDim + j] += mu[j];
+  }
+  const std::vector<float> q = Gaussian(kDim, 21);
+  auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", kDim, 1)), mu);
+  ASSERT_OK(blocks->Append(x.data(), kN));
+  double x0 = 0, q_mu = 0, qc2 = 0;
+  std::vector<float> qc(kDim);
+  for (int j = 0; j < kDim; ++j) {
+    x0 += std::pow(double{x[j]} - mu[j], 2);
+    q_mu += double{q[j]} * mu[j];
+    qc[j] = q[j] - mu[j];
+    qc2 += double{qc[j]} * qc[j];
+  }
+  EXPECT_NEAR(blocks->SquaredNorm(0), x0, 1e-5 * x0);
+  for (Metric m : {Metric::kInnerProduct, Metric::kL2}) {
+    PreparedQuery prepared;
+    PrepareQuery(blocks->codec(), blocks->layout(), m == Metric::kL2 ? qc.data() : q.data(),
+                 &prepared);
+    std::vector<float> scores(kN);
+    ScoreBlocks(*blocks, &prepared, 1, 0, blocks->num_blocks(), scores.data(), kN);
+    std::vector<int64_t> labels(10);
+    std::vector<float> dist(10);
+    ASSERT_OK(Search(*blocks, q, {.k = 10, .metric = m}, nullptr, labels.data(), dist.data()));
+    for (int i = 0; i < 10; ++i) {
+      const double want = m == Metric::kL2
+                              ? qc2 + blocks->SquaredNorm(labels[i]) - 2.0 * scores[labels[i]]
+                              : scores[labels[i]] + q_mu;
+      EXPECT_NEAR(dist[i], want, 1e-5 * (std::fabs(want) + qc2));
+    }
+    ASSERT_OK(Search(*blocks, q, {.k = 10, .oversample = 30, .metric = m}, x.data(),
+                     labels.data(), dist.data()));
+    EXPECT_EQ(labels, BruteForce(x, q.data(), 10, m));
+  }
+  EXPECT_STATUS_CODE(CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", kDim)),
+                                        std::vector<float>(kDim - 1)),
+                     absl::StatusCode::kInvalidArgument);
+  std::vector<float> nan_mu(kDim, 0.0f);
+  nan_mu[2] = std::nanf("");
+  EXPECT_STATUS_CODE(CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", kDim)), nan_mu),
+                     absl::StatusCode::kInvalidArgument);
+}
+
 TEST(SearchTest, ScoreBlocksRangesAgreeWithAFullScan) {
   constexpr size_t kN = 200;  // 7 blocks, the last partial
   auto blocks = Blocks(Gaussian(kN * kDim, 14));

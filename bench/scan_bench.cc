@@ -10,15 +10,14 @@
 //    "scores_per_s":…     query·key scores per second,
 //    "recall_10_at_10", "recall_1_at_10", "rerank_oversample": r}
 // Ground truth: exact inner products (FAISS IndexFlatIP) of nq_eval queries.
-// Rerank r: the best 10·r by code score are rescored exactly against the raw
-// vectors with faiss::fvec_inner_products_by_idx, then cut to 10.
+// Rerank r: index::Search rescores the best 10·r by code score exactly against
+// the raw vectors (faiss::fvec_inner_products_by_idx), then cuts to 10.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <numeric>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,11 +28,11 @@
 #include "faiss/IndexPQ.h"
 #include "faiss/IndexPQFastScan.h"
 #include "faiss/IndexScalarQuantizer.h"
-#include "faiss/utils/distances.h"
 #include "io/vector_file.h"
 #include "index/scan/attend.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/scorer.h"
+#include "index/scan/searcher.h"
 
 namespace tqdb::bench {
 namespace {
@@ -69,18 +68,6 @@ struct Recall {
   double r10_at_10 = 0, r1_at_10 = 0;
 };
 
-// Top-k ids of scores (descending, ties by lower id).
-std::vector<int64_t> TopK(const float* scores, size_t n, size_t k) {
-  std::vector<int64_t> ids(n);
-  std::iota(ids.begin(), ids.end(), 0);
-  k = std::min(k, n);
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int64_t a, int64_t b) {
-    return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
-  });
-  ids.resize(k);
-  return ids;
-}
-
 Recall Score(const std::vector<std::vector<int64_t>>& found, const std::vector<int64_t>& gt) {
   Recall r;
   for (size_t q = 0; q < found.size(); ++q) {
@@ -95,17 +82,6 @@ Recall Score(const std::vector<std::vector<int64_t>>& found, const std::vector<i
   return r;
 }
 
-// The best 10·r candidates rescored exactly, cut to 10.
-std::vector<int64_t> Rerank(const std::vector<int64_t>& candidates, const float* query,
-                            const std::vector<float>& base, int d) {
-  std::vector<float> ip(candidates.size());
-  faiss::fvec_inner_products_by_idx(ip.data(), query, base.data(), candidates.data(), d, 1,
-                                    candidates.size());
-  std::vector<int64_t> order = TopK(ip.data(), ip.size(), kK);
-  for (int64_t& o : order) o = candidates[o];
-  return order;
-}
-
 void PrintLine(const std::string& system, const std::string& format, const std::string& dataset,
                int d, size_t n, int nq, int threads, double keys_per_s, const Recall& r,
                int oversample) {
@@ -118,36 +94,31 @@ void PrintLine(const std::string& system, const std::string& format, const std::
       .Print();
 }
 
-// `coded` is what gets encoded (base, or base centered); `base` reranks.
+// Throughput of ScoreBlocks, and recall through index::Search (top-k and
+// exact rerank against `base`) over a CodeBlocks with `center` (may be empty).
 void BenchTqdb(const std::string& name, const std::string& dataset,
-               const std::vector<float>& coded, const std::vector<float>& base,
+               const std::vector<float>& base, const std::vector<float>& center,
                const std::vector<float>& queries, size_t n_eval, const std::vector<int64_t>& gt,
                int d, int threads) {
   const size_t n = base.size() / d;
   auto format = index::ParseFormat(name, d, 42);
   if (!format.ok()) return;
   auto codec = *index::Codec::Create(*format);
-  auto blocks_or = index::CodeBlocks::Create(codec);
+  auto blocks_or = index::CodeBlocks::Create(codec, center);
   if (!blocks_or.ok()) return;
   auto blocks = std::move(*blocks_or);
-  std::vector<uint8_t> codes(n * codec->code_bytes());
-  ParallelFor(n, 2, [&](size_t b, size_t e) {
-    codec->EncodeUnchecked(&coded[b * d], e - b, &codes[b * codec->code_bytes()]);
-  });
-  blocks->AppendCodes(codes.data(), n);
+  constexpr size_t kAppendBatch = 65536;  // bounds Append's centered copy
+  for (size_t i = 0; i < n; i += kAppendBatch) {
+    (void)blocks->Append(&base[i * d], std::min(kAppendBatch, n - i));
+  }
   std::vector<index::PreparedQuery> prepared(n_eval);
   for (size_t q = 0; q < n_eval; ++q) {
     index::PrepareQuery(*codec, blocks->layout(), &queries[q * d], &prepared[q]);
   }
-  // Recall from full score rows (untimed).
-  std::vector<float> scores(n_eval * n);
-  for (size_t q = 0; q < n_eval; ++q) {
-    index::ScoreBlocks(*blocks, &prepared[q], 1, 0, blocks->num_blocks(), &scores[q * n], n);
-  }
   for (int nq : {1, 8}) {
-    // Timed: all n_eval queries in batches of nq, each batch reading every key
-    // once, scores consumed per chunk of blocks from a buffer that stays in
-    // cache, as Search consumes them (it keeps a heap, not a score matrix).
+    // All n_eval queries in batches of nq, each batch reading every key once,
+    // scores consumed per chunk of blocks from a buffer that stays in cache,
+    // as Search consumes them (it keeps a heap, not a score matrix).
     constexpr size_t kChunkBlocks = 256;
     const double seconds = BestSeconds(3, [&] {
       for (size_t q0 = 0; q0 < n_eval; q0 += nq) {
@@ -165,12 +136,13 @@ void BenchTqdb(const std::string& name, const std::string& dataset,
     const double keys_per_s = n * (n_eval / static_cast<double>(nq)) / seconds;
     for (int oversample : {0, 4, 10}) {
       if (nq != 1 && oversample != 0) continue;  // recall does not depend on nq
+      std::vector<int64_t> labels(n_eval * kK);
+      std::vector<float> dist(n_eval * kK);
+      (void)index::Search(*blocks, absl::MakeConstSpan(queries.data(), n_eval * d),
+                          {.k = kK, .oversample = oversample}, base.data(), labels.data(),
+                          dist.data());
       std::vector<std::vector<int64_t>> found(n_eval);
-      for (size_t q = 0; q < n_eval; ++q) {
-        const size_t k = oversample ? static_cast<size_t>(kK) * oversample : kK;
-        found[q] = TopK(&scores[q * n], n, k);
-        if (oversample) found[q] = Rerank(found[q], &queries[q * d], base, d);
-      }
+      for (size_t q = 0; q < n_eval; ++q) found[q].assign(&labels[q * kK], &labels[q * kK] + kK);
       PrintLine("tqdb", name, dataset, d, n, nq, threads, keys_per_s, Score(found, gt),
                 oversample);
     }
@@ -308,19 +280,15 @@ int RunScan(int argc, char** argv) {
     gt64.assign(gt.begin(), gt.end());
   }
 
-  // --center 1: encode x − mean(base), as a CodeBlocks with that center does
-  // (code_blocks.h). Inner-product rankings are unchanged, since ⟨q, μ⟩ is the
-  // same for every x; raw vectors stay uncentered for reranking.
-  std::vector<float> coded = base;
+  // --center 1: CodeBlocks centered on mean(base) (code_blocks.h).
+  std::vector<float> center;
   if (flags.Int("center", 0) != 0) {
     const size_t n = base.size() / d;
     std::vector<double> mean(d, 0.0);
     for (size_t i = 0; i < n; ++i) {
       for (int j = 0; j < d; ++j) mean[j] += base[i * d + j] / n;
     }
-    for (size_t i = 0; i < n; ++i) {
-      for (int j = 0; j < d; ++j) coded[i * d + j] -= static_cast<float>(mean[j]);
-    }
+    center.assign(mean.begin(), mean.end());
     dataset += "-centered";
   }
 
@@ -332,7 +300,7 @@ int RunScan(int argc, char** argv) {
   }
   std::stringstream list(flags.Str("formats", "tq2,tq3,tq4,tq3p,tq4p"));
   for (std::string f; std::getline(list, f, ',');) {
-    BenchTqdb(f, dataset, coded, base, queries, n_eval, gt64, d, threads);
+    BenchTqdb(f, dataset, base, center, queries, n_eval, gt64, d, threads);
   }
   if (flags.Int("faiss", 1) != 0 && flags.Int("center", 0) == 0) {
     std::vector<std::pair<std::string, std::unique_ptr<faiss::Index>>> baselines;

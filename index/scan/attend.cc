@@ -83,10 +83,12 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   // Centered keys (code_blocks.h) score ⟨q, k − μ_K⟩: add ⟨q, μ_K⟩ back so the
   // coded logits agree with the exact tail's (alone it would cancel in softmax).
   std::vector<float> key_shift(n_queries, 0.0f);
-  for (size_t g = 0; g < n_queries && !keys.center().empty(); ++g) {
-    double dot = 0;
-    for (int j = 0; j < d; ++j) dot += double{queries[g * d + j]} * keys.center()[j];
-    key_shift[g] = static_cast<float>(dot);
+  if (!keys.center().empty()) {
+    for (size_t g = 0; g < n_queries; ++g) {
+      double dot = 0;
+      for (int j = 0; j < d; ++j) dot += double{queries[g * d + j]} * keys.center()[j];
+      key_shift[g] = static_cast<float>(dot);
+    }
   }
   const size_t n_tokens = n_coded + tail.n;
   std::vector<float> logits(n_queries * n_tokens);

@@ -1,5 +1,6 @@
 #include "index/scan/code_blocks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -109,6 +110,26 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
     }
   }
+}
+
+void CodeBlocks::Truncate(size_t n) {
+  if (n >= size_) return;
+  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
+  chunks_.resize((n + per_chunk - 1) / per_chunk);
+  const size_t kept_end = std::min(size_, chunks_.size() * per_chunk);
+  for (size_t i = n; i < kept_end; ++i) {
+    Chunk& chunk = *chunks_[i / per_chunk];
+    const size_t in_chunk = i % per_chunk;
+    const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
+    for (int p = 0; p < layout_.n_pairs(); ++p) {
+      chunk.nibbles[block * block_nibble_bytes_ + p * kPairCodeBytes + lane] = 0;
+    }
+    for (int w = 0; w < layout_.n_weights(); ++w) {
+      chunk.weights[block * block_weights_ + w * kBlockVectors + lane] = 0.0f;
+    }
+    chunk.sq_norms[in_chunk] = 0.0f;
+  }
+  size_ = n;
 }
 
 const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {

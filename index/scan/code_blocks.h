@@ -54,6 +54,9 @@ class CodeBlocks {
   // Appends n codes produced by codec().Encode (n·code_bytes bytes) of
   // already centered vectors.
   void AppendCodes(const uint8_t* codes, size_t n);
+  // Keeps the first min(n, size()) vectors; freed slots read as zeros again
+  // and chunks past the end are released.
+  void Truncate(size_t n);
 
   size_t size() const { return size_; }
   size_t num_blocks() const { return (size_ + 31) / 32; }

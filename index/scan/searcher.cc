@@ -103,6 +103,7 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
       const size_t first = b0 * internal::kBlockVectors;
       const size_t count = std::min(blocks.size(), b1 * internal::kBlockVectors) - first;
       for (size_t i = 0; i < count; ++i) {
+        if (options.skip != nullptr && options.skip[first + i]) continue;
         const int64_t label = static_cast<int64_t>(first + i);
         // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
         const float s = l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i)

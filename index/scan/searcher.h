@@ -38,6 +38,9 @@ struct SearchOptions {
   int oversample = 0;
   // Default: kInnerProduct.
   Metric metric = Metric::kInnerProduct;
+  // Vectors to leave out (deleted ones): nullptr, or blocks.size() flags,
+  // nonzero = skip. Default: nullptr.
+  const uint8_t* skip = nullptr;
 };
 
 inline constexpr int kMaxK = 100000;

@@ -166,5 +166,38 @@ TEST(CodeBlocksTest, RejectsWideFormatsAndNonFiniteInput) {
   EXPECT_EQ(blocks->size(), 0u);
 }
 
+TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
+  constexpr int d = 64;
+  for (const char* format : {"tq4", "tq2", "tq4p"}) {
+    SCOPED_TRACE(format);
+    auto codec = *Codec::Create(*ParseFormat(format, d, 5));
+    const std::vector<float> x = Gaussian(1100 * d, 6), y = Gaussian(50 * d, 7);
+    // 1100 vectors span two chunks; keep 40, then append 50 others.
+    auto truncated = *CodeBlocks::Create(codec);
+    ASSERT_OK(truncated->Append(x.data(), 1100));
+    truncated->Truncate(2000);  // beyond the end: nothing happens
+    EXPECT_EQ(truncated->size(), 1100u);
+    truncated->Truncate(40);
+    EXPECT_EQ(truncated->size(), 40u);
+    ASSERT_OK(truncated->Append(y.data(), 50));
+    auto built = *CodeBlocks::Create(codec);
+    ASSERT_OK(built->Append(x.data(), 40));
+    ASSERT_OK(built->Append(y.data(), 50));
+    ASSERT_EQ(truncated->size(), built->size());
+    EXPECT_EQ(truncated->MemoryBytes(), built->MemoryBytes());  // the second chunk is gone
+    const size_t nibble_bytes = truncated->layout().n_pairs() * kPairCodeBytes;
+    const size_t weights = truncated->layout().n_weights() * kBlockVectors;
+    for (size_t b = 0; b < built->num_blocks(); ++b) {  // freed slots are zero again
+      ASSERT_EQ(0, std::memcmp(truncated->BlockNibbles(b), built->BlockNibbles(b), nibble_bytes));
+      ASSERT_EQ(0, std::memcmp(truncated->BlockWeights(b), built->BlockWeights(b),
+                               weights * sizeof(float)));
+    }
+    for (size_t i = 0; i < built->size(); ++i) {
+      ASSERT_EQ(0, std::memcmp(truncated->Code(i), built->Code(i), codec->code_bytes()));
+      ASSERT_EQ(truncated->SquaredNorm(i), built->SquaredNorm(i));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tqdb::index

@@ -205,6 +205,36 @@ TEST(SearchTest, ExtremeQueryMagnitudesAreSafe) {
   }
 }
 
+TEST(SearchTest, SkippedVectorsAreLeftOut) {
+  const std::vector<float> x = Gaussian(500 * kDim, 31), q = Gaussian(3 * kDim, 32);
+  std::vector<uint8_t> skip(500, 0);
+  std::vector<float> kept;
+  std::vector<int64_t> kept_label;
+  for (size_t i = 0; i < 500; ++i) {
+    skip[i] = i % 3 == 0 || i < 50;
+    if (skip[i]) continue;
+    kept.insert(kept.end(), x.begin() + i * kDim, x.begin() + (i + 1) * kDim);
+    kept_label.push_back(static_cast<int64_t>(i));
+  }
+  for (Metric metric : {Metric::kInnerProduct, Metric::kL2}) {
+    for (int oversample : {0, 4}) {
+      SearchOptions o;
+      o.k = 20;
+      o.metric = metric;
+      o.oversample = oversample;
+      std::vector<int64_t> labels(3 * 20), want(3 * 20);
+      std::vector<float> dist(3 * 20), want_dist(3 * 20);
+      o.skip = skip.data();
+      ASSERT_OK(Search(*Blocks(x), q, o, x.data(), labels.data(), dist.data()));
+      o.skip = nullptr;
+      ASSERT_OK(Search(*Blocks(kept), q, o, kept.data(), want.data(), want_dist.data()));
+      for (int64_t& l : want) l = kept_label[l];
+      EXPECT_EQ(labels, want);
+      EXPECT_EQ(dist, want_dist);
+    }
+  }
+}
+
 TEST(SearchTest, PadsWithMinusOneLikeFaiss) {
   const std::vector<float> x = Gaussian(5 * kDim, 5), q = Gaussian(kDim, 6);
   auto blocks = Blocks(x);

@@ -1,6 +1,7 @@
 // tqdb-bench SUITE [--flag value …]: prints one JSON object per line.
 //   codec   encode/decode speed and distortion of every format, FAISS beside
 //   scan    fast-scan scoring speed and recall, FAISS indexes, memory bandwidth
+//   store   the durable store: append rate, footprint, reopen, query latency
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -8,17 +9,22 @@
 namespace tqdb::bench {
 int RunCodec(int argc, char** argv);
 int RunScan(int argc, char** argv);
+int RunStore(int argc, char** argv);
 }
 
 int main(int argc, char** argv) {
   const std::string suite = argc > 1 ? argv[1] : "";
   if (suite == "codec") return tqdb::bench::RunCodec(argc - 2, argv + 2);
   if (suite == "scan") return tqdb::bench::RunScan(argc - 2, argv + 2);
+  if (suite == "store") return tqdb::bench::RunStore(argc - 2, argv + 2);
   std::fprintf(stderr,
                "usage: tqdb-bench SUITE [flags]\n"
                "  codec [--n N] [--d D] [--threads T] [--formats a,b,…] [--faiss 0|1] "
                "[--pq 0|1] [--table 1]\n"
                "  scan  [--n N] [--d D] [--threads T] [--queries Q] [--formats a,b,…] [--faiss 0|1]\n"
-               "        [--attend 0|1] [--tokens N] [--dataset DIR]\n");
+               "        [--attend 0|1] [--tokens N] [--dataset DIR]\n"
+               "  store [--layers L] [--heads H] [--d D] [--key_format F] [--value_format F]\n"
+               "        [--seconds S] [--footprint_tokens N] [--tokens N] [--reps R] [--dir DIR]\n"
+               "        [--parts append,footprint,queries]\n");
   return suite.empty() || suite == "--help" ? 0 : 2;
 }

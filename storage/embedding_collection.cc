@@ -376,22 +376,25 @@ absl::Status EmbeddingCollection::Search(absl::Span<const float> queries,
     return absl::InvalidArgumentError(absl::StrCat(
         "collection '", s.name, "' keeps no raw vectors: oversample must be 0"));
   }
+  if (options.k < 1 || options.k > index::kMaxK) {  // before sizing the results by k
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be in [1, ", index::kMaxK, "], got ", options.k));
+  }
   absl::ReaderMutexLock lock(&s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   index::SearchOptions o;
   o.k = options.k;
-  o.oversample = options.oversample;
+  // An empty collection has nothing to rerank (and no raw vectors).
+  o.oversample = s.slot_id.empty() ? 0 : options.oversample;
   o.metric = s.config.metric;
   o.skip = s.n_dead > 0 ? s.dead.data() : nullptr;
+  o.ids = reinterpret_cast<const int64_t*>(s.slot_id.data());  // ids < 2^63: ties by id
   const size_t nq = queries.size() / s.dim();
-  std::vector<int64_t> slots(nq * std::max(options.k, 0));
-  std::vector<float> dist(slots.size());
-  TQDB_RETURN_IF_ERROR(index::Search(*s.blocks, queries, o, s.raw.empty() ? nullptr : s.raw.data(),
-                                     slots.data(), dist.data()));
-  for (int64_t& slot : slots) {
-    if (slot >= 0) slot = static_cast<int64_t>(s.slot_id[slot]);
-  }
-  *labels = std::move(slots);
+  std::vector<int64_t> ids(nq * options.k);
+  std::vector<float> dist(ids.size());
+  TQDB_RETURN_IF_ERROR(index::Search(*s.blocks, queries, o, s.raw.data(), ids.data(),
+                                     dist.data()));
+  *labels = std::move(ids);
   *distances = std::move(dist);
   return absl::OkStatus();
 }

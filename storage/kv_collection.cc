@@ -328,11 +328,13 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Create(
     kv->add_key_formats(kf.Serialize());
     kv->add_value_formats(vf.Serialize());
   }
+  std::vector<std::string> families;
   for (int layer = 0; layer < c.num_layers; ++layer) {
     for (int head = 0; head < c.num_kv_heads; ++head) {
-      TQDB_RETURN_IF_ERROR(engine->CreateFamily(KvColumnFamily(name, layer, head)).status());
+      families.push_back(KvColumnFamily(name, layer, head));
     }
   }
+  TQDB_RETURN_IF_ERROR(engine->CreateFamilies(families));
   rocksdb::WriteBatch batch;
   batch.Put(engine->catalog(), CollectionKey(name), catalog.SerializeAsString());
   TQDB_RETURN_IF_ERROR(engine->Write(&batch, absl::StrCat("creating collection '", name, "'")));
@@ -370,6 +372,10 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
     return absl::DataLossError(absl::StrCat("collection '", name, "': inconsistent catalog entry"));
   }
   s->families = c.num_layers * c.num_kv_heads;
+  {
+    absl::StatusOr<index::Format> f = index::Format::Deserialize(kv.key_formats(0));
+    if (f.ok()) c.seed = f->seed;  // every layer's formats share the seed
+  }
   for (int layer = 0; layer < c.num_layers; ++layer) {
     for (const auto* list : {&kv.key_formats(), &kv.value_formats()}) {
       absl::StatusOr<index::Format> f = index::Format::Deserialize((*list)[layer]);

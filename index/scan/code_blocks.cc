@@ -1,6 +1,7 @@
 #include "index/scan/code_blocks.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -36,14 +37,40 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
       block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
       block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {}
 
+// Chunks 0…4 hold 1, 2, 4, 8, 16 blocks (31 in all); every later one holds
+// kBlocksPerChunk.
+constexpr size_t kGrowingBlocks = 31;
+
+size_t CodeBlocks::ChunkBlocks(size_t c) {
+  return c < 5 ? size_t{1} << c : kBlocksPerChunk;
+}
+
+void CodeBlocks::Locate(size_t block, size_t* chunk, size_t* offset) {
+  if (block < kGrowingBlocks) {
+    *chunk = static_cast<size_t>(std::bit_width(block + 1)) - 1;
+    *offset = block + 1 - (size_t{1} << *chunk);
+  } else {
+    *chunk = 5 + (block - kGrowingBlocks) / kBlocksPerChunk;
+    *offset = (block - kGrowingBlocks) % kBlocksPerChunk;
+  }
+}
+
+void CodeBlocks::LocateVector(size_t i, size_t* chunk, size_t* in_chunk) const {
+  size_t offset;
+  Locate(i / kBlockVectors, chunk, &offset);
+  *in_chunk = offset * kBlockVectors + i % kBlockVectors;
+}
+
 CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
-  const size_t c = i / (kBlocksPerChunk * kBlockVectors);
+  size_t c, in_chunk;
+  LocateVector(i, &c, &in_chunk);
   while (chunks_.size() <= c) {
+    const size_t blocks = ChunkBlocks(chunks_.size());
     auto chunk = std::make_unique<Chunk>();
-    chunk->nibbles.assign(kBlocksPerChunk * block_nibble_bytes_, 0);
-    chunk->weights.assign(kBlocksPerChunk * block_weights_, 0.0f);
-    chunk->codes.resize(kBlocksPerChunk * kBlockVectors * codec_->code_bytes());
-    chunk->sq_norms.assign(kBlocksPerChunk * kBlockVectors, 0.0f);
+    chunk->nibbles.assign(blocks * block_nibble_bytes_, 0);
+    chunk->weights.assign(blocks * block_weights_, 0.0f);
+    chunk->codes.resize(blocks * kBlockVectors * codec_->code_bytes());
+    chunk->sq_norms.assign(blocks * kBlockVectors, 0.0f);
     chunks_.push_back(std::move(chunk));
   }
   return *chunks_[c];
@@ -81,7 +108,8 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
   for (size_t k = 0; k < n; ++k, ++size_) {
     const uint8_t* code = codes + k * cb;
     Chunk& chunk = ChunkFor(size_);
-    const size_t in_chunk = size_ % (kBlocksPerChunk * kBlockVectors);
+    size_t c, in_chunk;
+    LocateVector(size_, &c, &in_chunk);
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
     std::memcpy(&chunk.codes[in_chunk * cb], code, cb);
     codec_->ReadScales(code, scales.data());
@@ -114,12 +142,18 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
 
 void CodeBlocks::Truncate(size_t n) {
   if (n >= size_) return;
-  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
-  chunks_.resize((n + per_chunk - 1) / per_chunk);
-  const size_t kept_end = std::min(size_, chunks_.size() * per_chunk);
-  for (size_t i = n; i < kept_end; ++i) {
-    Chunk& chunk = *chunks_[i / per_chunk];
-    const size_t in_chunk = i % per_chunk;
+  size_t kept = 0, end = 0;  // chunks kept, and the vectors they hold
+  if (n > 0) {
+    size_t in_chunk;
+    LocateVector(n - 1, &kept, &in_chunk);
+    ++kept;
+  }
+  chunks_.resize(kept);
+  for (size_t c = 0; c < kept; ++c) end += ChunkBlocks(c) * kBlockVectors;
+  for (size_t i = n; i < std::min(size_, end); ++i) {
+    size_t c, in_chunk;
+    LocateVector(i, &c, &in_chunk);
+    Chunk& chunk = *chunks_[c];
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
     for (int p = 0; p < layout_.n_pairs(); ++p) {
       chunk.nibbles[block * block_nibble_bytes_ + p * kPairCodeBytes + lane] = 0;
@@ -133,23 +167,27 @@ void CodeBlocks::Truncate(size_t n) {
 }
 
 const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {
-  const Chunk& chunk = *chunks_[block / kBlocksPerChunk];
-  return &chunk.nibbles[(block % kBlocksPerChunk) * block_nibble_bytes_];
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
 }
 
 const float* CodeBlocks::BlockWeights(size_t block) const {
-  const Chunk& chunk = *chunks_[block / kBlocksPerChunk];
-  return &chunk.weights[(block % kBlocksPerChunk) * block_weights_];
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  return &chunks_[c]->weights[offset * block_weights_];
 }
 
 const uint8_t* CodeBlocks::Code(size_t i) const {
-  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
-  return &chunks_[i / per_chunk]->codes[(i % per_chunk) * codec_->code_bytes()];
+  size_t c, in_chunk;
+  LocateVector(i, &c, &in_chunk);
+  return &chunks_[c]->codes[in_chunk * codec_->code_bytes()];
 }
 
 float CodeBlocks::SquaredNorm(size_t i) const {
-  const size_t per_chunk = kBlocksPerChunk * kBlockVectors;
-  return chunks_[i / per_chunk]->sq_norms[i % per_chunk];
+  size_t c, in_chunk;
+  LocateVector(i, &c, &in_chunk);
+  return chunks_[c]->sq_norms[in_chunk];
 }
 
 size_t CodeBlocks::MemoryBytes() const {

@@ -3,8 +3,10 @@
 // and rebuilds a CodeBlocks on open).
 //
 // Layout: vectors are grouped in blocks of 32 (internal::kBlockVectors) and
-// blocks in chunks of kBlocksPerChunk, each chunk allocated once and never
-// moved, so growing never copies what is there. Per block, side by side:
+// blocks in chunks of 1, 2, 4, 8, 16, then kBlocksPerChunk blocks each (small
+// sets, like the many short per-head KV sequences of a store, stay small),
+// each chunk allocated once and never moved, so growing never copies what is
+// there. Per block, side by side:
 //
 //   nibbles  n_pairs × 32 bytes   (fastscan_kernels.h: byte v of pair p =
 //                                  nib_v[2p] | nib_v[2p+1] << 4)
@@ -41,7 +43,7 @@ namespace tqdb::index {
 
 class CodeBlocks {
  public:
-  static constexpr size_t kBlocksPerChunk = 32;  // 1024 vectors
+  static constexpr size_t kBlocksPerChunk = 32;  // the largest chunk: 1024 vectors
 
   // InvalidArgument if the codec's format is not fast-scannable (> 4 bits), or
   // if `center` is neither empty nor dim finite floats.
@@ -75,16 +77,22 @@ class CodeBlocks {
   size_t MemoryBytes() const;
 
  private:
-  struct Chunk {
-    std::vector<uint8_t> nibbles;  // kBlocksPerChunk · n_pairs · 32
-    std::vector<float> weights;    // kBlocksPerChunk · n_weights · 32
-    std::vector<uint8_t> codes;    // kBlocksPerChunk · 32 · code_bytes
-    std::vector<float> sq_norms;   // kBlocksPerChunk · 32
+  struct Chunk {                 // for B = ChunkBlocks(c) blocks:
+    std::vector<uint8_t> nibbles;  // B · n_pairs · 32
+    std::vector<float> weights;    // B · n_weights · 32
+    std::vector<uint8_t> codes;    // B · 32 · code_bytes
+    std::vector<float> sq_norms;   // B · 32
   };
+  // Chunk c holds ChunkBlocks(c) blocks; block b is block *offset of chunk
+  // *chunk.
+  static size_t ChunkBlocks(size_t c);
+  static void Locate(size_t block, size_t* chunk, size_t* offset);
+  // Slot of vector i: its chunk and its index within that chunk.
+  void LocateVector(size_t i, size_t* chunk, size_t* in_chunk) const;
   // sq_norms: n exact ‖x‖², or nullptr to derive them from the codes.
   void AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms);
   CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center);
-  Chunk& ChunkFor(size_t i);
+  Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk
 
   std::shared_ptr<const Codec> codec_;
   ScanLayout layout_;

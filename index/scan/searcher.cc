@@ -16,7 +16,8 @@ namespace {
 
 struct Hit {
   float score;  // larger is better (L2 distances are negated)
-  int64_t label;
+  int64_t label;  // reported, and the tie-breaker
+  int64_t slot;   // position in the CodeBlocks
 };
 // Strict "a ranks before b": higher score, then lower label. NaN (codes whose
 // stored scales are garbage) ranks below everything, keeping a strict weak
@@ -104,11 +105,12 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
       const size_t count = std::min(blocks.size(), b1 * internal::kBlockVectors) - first;
       for (size_t i = 0; i < count; ++i) {
         if (options.skip != nullptr && options.skip[first + i]) continue;
-        const int64_t label = static_cast<int64_t>(first + i);
+        const int64_t slot = static_cast<int64_t>(first + i);
+        const int64_t label = options.ids != nullptr ? options.ids[slot] : slot;
         // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
         const float s = l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i)
                            : chunk_scores[i] + static_cast<float>(shift);
-        const Hit hit{s, label};
+        const Hit hit{s, label, slot};
         if (heap.size() < keep) {
           heap.push(hit);
         } else if (Before(hit, heap.top())) {
@@ -123,7 +125,7 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
 
     if (options.oversample > 0 && !hits.empty()) {
       std::vector<int64_t> ids(hits.size());
-      for (size_t i = 0; i < hits.size(); ++i) ids[i] = hits[i].label;
+      for (size_t i = 0; i < hits.size(); ++i) ids[i] = hits[i].slot;
       std::vector<float> exact(hits.size());
       internal::ExactDistances(l2 ? Metric::kL2 : Metric::kInnerProduct, query.data(), raw, d,
                                ids.data(), ids.size(), exact.data());

@@ -1,7 +1,8 @@
 // Top-k search over CodeBlocks in FAISS's conventions, with optional exact
 // reranking against raw vectors.
 //
-// Results: for each query, k labels (int64 positions in the CodeBlocks) and
+// Results: for each query, k labels (int64 positions in the CodeBlocks, or
+// the ids SearchOptions gives them) and
 // distances, best first: inner product and cosine descending, L2 (squared)
 // ascending; ties broken by the lower label; when fewer than k vectors exist,
 // the tail is padded with label −1 and distance lowest() (IP, cosine) or max()
@@ -41,6 +42,10 @@ struct SearchOptions {
   // Vectors to leave out (deleted ones): nullptr, or blocks.size() flags,
   // nonzero = skip. Default: nullptr.
   const uint8_t* skip = nullptr;
+  // The label reported for each vector: nullptr (its position), or
+  // blocks.size() labels ≥ 0 (a store's ids); ties break by these labels.
+  // Default: nullptr.
+  const int64_t* ids = nullptr;
 };
 
 inline constexpr int kMaxK = 100000;

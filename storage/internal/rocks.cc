@@ -195,6 +195,19 @@ absl::StatusOr<rocksdb::ColumnFamilyHandle*> Engine::CreateFamily(const std::str
   return handle;
 }
 
+absl::Status Engine::CreateFamilies(const std::vector<std::string>& names) {
+  absl::MutexLock lock(&families_mu_);
+  std::vector<std::string> missing;
+  for (const std::string& name : names) {
+    if (!families_.count(name)) missing.push_back(name);
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = db_->CreateColumnFamilies(family_options_, missing, &handles);
+  for (rocksdb::ColumnFamilyHandle* h : handles) families_[h->GetName()] = h;
+  return FromRocks(s, absl::StrCat("creating ", missing.size(), " column families"));
+}
+
 std::vector<rocksdb::ColumnFamilyHandle*> Engine::AllFamilies() {
   absl::MutexLock lock(&families_mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> out = {db_->DefaultColumnFamily()};

@@ -86,6 +86,9 @@ class Engine {
   // The handle of an existing family (nullptr if none), and creation / drop.
   rocksdb::ColumnFamilyHandle* Family(const std::string& name);
   absl::StatusOr<rocksdb::ColumnFamilyHandle*> CreateFamily(const std::string& name);
+  // Creates many at once (RocksDB rewrites its OPTIONS file once, not per
+  // family); existing ones are kept.
+  absl::Status CreateFamilies(const std::vector<std::string>& names);
   absl::Status DropFamily(const std::string& name);
   // The default family and every open one.
   std::vector<rocksdb::ColumnFamilyHandle*> AllFamilies();

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "index/scan/internal/attend_kernels.h"
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/internal/group_table.h"
 #include "index/scan/internal/validate.h"
@@ -53,121 +55,203 @@ absl::Status Validate(const CodeBlocks& keys, const CodeBlocks& values,
   return absl::OkStatus();
 }
 
+// Tokens per softmax tile: logits and weights of a GQA group stay in L1.
+constexpr size_t kTileBlocks = 8;
+constexpr size_t kTileTokens = kTileBlocks * kBlockVectors;
+// Blocks ahead to prefetch: one tile.
+constexpr size_t kPrefetchBlocks = kTileBlocks;
+
+// Asks for [p, p + bytes) in cache ahead of use: the next tile's codes while
+// this one computes (the hardware prefetchers alone left the core waiting).
+inline void Prefetch(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i);
+}
+
+// Single-scale MSE value formats of 1, 2 or 4 bits take the packed fast path
+// (internal/attend_kernels.h); the rest decode blocks to rows.
+bool PackedValues(const Format& f) {
+  return f.mode == QuantMode::kMse && f.outlier_channels == 0 && f.NumScales() == 1 &&
+         (f.bits == 1 || f.bits == 2 || f.bits == 4);
+}
+
+// Rows n × d of the rotated-domain values s·c[idx] of lanes [lane0, lane0 + n)
+// of value block `block`, from its nibbles (any MSE format).
+void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, float* rows) {
+  const ScanLayout& vl = values.layout();
+  const int d = values.codec().dim();
+  const uint8_t* nib = values.BlockNibbles(block);
+  const float* w = values.BlockWeights(block);
+  for (const ScanLayout::Run& run : vl.runs()) {
+    for (int k = 2 * run.first_pair; k < 2 * (run.first_pair + run.n_pairs); ++k) {
+      const ScanLayout::Group& group = vl.groups()[k];
+      if (group.kind != ScanLayout::GroupKind::kCentroids) continue;
+      const float* c = values.codec().Centroids(group.outlier);
+      const int gmask = (1 << group.bits) - 1;
+      for (size_t i = 0; i < n; ++i) {
+        const size_t lane = lane0 + i;
+        const float s = w[run.weight * kBlockVectors + lane];
+        const uint8_t nibble = Nibble(nib, k, lane);
+        for (int f = 0; f < group.count; ++f) {
+          rows[i * d + group.first + f] = s * c[(nibble >> (group.bits * f)) & gmask];
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
                     absl::Span<const float> queries, const AttendOptions& options,
                     const ExactTail& tail, float* out) {
   if (absl::Status s = Validate(keys, values, queries, options, tail); !s.ok()) return s;
+  const internal::AttendKernels* kernels = internal::GetAttendKernels(options.isa);
+  if (kernels == nullptr) kernels = internal::AttendScalar();  // unsupported ISA
   const int d = keys.codec().dim();
-  const size_t n_queries = queries.size() / d;
+  const size_t nq = queries.size() / d;
   const size_t begin = std::min(options.begin, keys.size());
   const size_t end = std::min(options.end, keys.size());
-  const size_t n_coded = end - begin;
   const float scale = options.scale != 0.0f ? options.scale : 1.0f / std::sqrt(float(d));
   const ScanLayout& kl = keys.layout();
-  const ScanLayout& vl = values.layout();
   const auto& kgroups = kl.groups();
-  const auto& vgroups = vl.groups();
 
-  // Per query: key tables; logits of coded tokens then tail tokens.
-  std::vector<float> tables(n_queries * kgroups.size() * 16);
-  std::vector<Codec::Query> rotated(n_queries);
-  for (size_t g = 0; g < n_queries; ++g) {
-    keys.codec().PrepareQuery(&queries[g * d], &rotated[g]);
+  // Per query: the key tables with the logit scale folded in.
+  const size_t table_stride = kgroups.size() * 16;
+  std::vector<float> tables(nq * table_stride);
+  Codec::Query rotated;
+  for (size_t g = 0; g < nq; ++g) {
+    keys.codec().PrepareQuery(&queries[g * d], &rotated);
+    float* tg = &tables[g * table_stride];
     for (size_t k = 0; k < kgroups.size(); ++k) {
-      internal::GroupTable(kgroups[k], keys.codec(), rotated[g],
-                           &tables[(g * kgroups.size() + k) * 16]);
+      internal::GroupTable(kgroups[k], keys.codec(), rotated, &tg[k * 16]);
     }
+    for (size_t i = 0; i < table_stride; ++i) tg[i] *= scale;
   }
   // Centered keys (code_blocks.h) score ⟨q, k − μ_K⟩: add ⟨q, μ_K⟩ back so the
   // coded logits agree with the exact tail's (alone it would cancel in softmax).
-  std::vector<float> key_shift(n_queries, 0.0f);
+  std::vector<float> key_shift(nq, 0.0f);
   if (!keys.center().empty()) {
-    for (size_t g = 0; g < n_queries; ++g) {
+    for (size_t g = 0; g < nq; ++g) {
       double dot = 0;
       for (int j = 0; j < d; ++j) dot += double{queries[g * d + j]} * keys.center()[j];
-      key_shift[g] = static_cast<float>(dot);
+      key_shift[g] = static_cast<float>(scale * dot);
     }
   }
-  const size_t n_tokens = n_coded + tail.n;
-  std::vector<float> logits(n_queries * n_tokens);
-  for (size_t t = begin; t < end; ++t) {
-    const size_t block = t / kBlockVectors, lane = t % kBlockVectors;
-    const uint8_t* nib = keys.BlockNibbles(block);
-    const float* w = keys.BlockWeights(block);
-    for (size_t g = 0; g < n_queries; ++g) {
-      const float* tg = &tables[g * kgroups.size() * 16];
-      float logit = 0.0f;
-      for (const ScanLayout::Run& run : kl.runs()) {
-        float sum = 0.0f;
-        for (int k = 2 * run.first_pair; k < 2 * (run.first_pair + run.n_pairs); ++k) {
-          sum += tg[k * 16 + Nibble(nib, k, lane)];
-        }
-        logit += w[run.weight * kBlockVectors + lane] * sum;
+
+  // Values: accumulators in the rotated domain (kernel order on the packed
+  // path), rescaled whenever a query's running max rises.
+  const Format& vf = values.codec().format();
+  const bool packed = PackedValues(vf);
+  const size_t acc_stride = packed ? internal::KernelOrderFloats(d, vf.bits) : d;
+  std::vector<float> acc(nq * acc_stride, 0.0f);
+  float value_table[16];
+  const float* centroids = values.codec().Centroids(false);
+  for (int n = 0; n < 16; ++n) value_table[n] = centroids[n & ((1 << vf.bits) - 1)];
+  const size_t index_offset = static_cast<size_t>(vf.NumScales()) * vf.ScaleBytes();
+  const int index_bytes = (d * vf.bits + 7) / 8;
+  const size_t code_bytes = values.codec().code_bytes();
+
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  std::vector<float> max(nq, kNegInf);
+  std::vector<double> mass(nq, 0.0);  // Σ e^(logit − max) over coded tokens so far
+  std::vector<float> logits(nq * kTileTokens), weights(nq * kTileTokens);
+  std::vector<float> value_scale(kTileTokens), rows(packed ? 0 : kBlockVectors * d);
+  const size_t end_block = (end + kBlockVectors - 1) / kBlockVectors;
+  const size_t key_block_bytes = static_cast<size_t>(kl.n_pairs()) * kPairCodeBytes;
+  for (size_t tb = begin / kBlockVectors; begin < end && tb < end_block; tb += kTileBlocks) {
+    const size_t te = std::min(tb + kTileBlocks, end_block);
+    const size_t first = tb * kBlockVectors;
+    std::fill(logits.begin(), logits.end(), 0.0f);
+    for (size_t b = tb; b < te; ++b) {
+      const uint8_t* nib = keys.BlockNibbles(b);
+      const float* w = keys.BlockWeights(b);
+      if (b + kPrefetchBlocks < end_block) {
+        Prefetch(keys.BlockNibbles(b + kPrefetchBlocks), key_block_bytes);
       }
-      logits[g * n_tokens + (t - begin)] = scale * (logit + key_shift[g]);
+      for (const ScanLayout::Run& run : kl.runs()) {
+        kernels->block_logits(nib + run.first_pair * kPairCodeBytes,
+                              &tables[2 * static_cast<size_t>(run.first_pair) * 16], table_stride,
+                              static_cast<int>(nq), run.n_pairs, w + run.weight * kBlockVectors,
+                              &logits[(b - tb) * kBlockVectors], kTileTokens);
+      }
+      if (packed) {
+        std::copy_n(values.BlockWeights(b), kBlockVectors, &value_scale[(b - tb) * kBlockVectors]);
+      }
+    }
+    // Tokens [lo, hi) of the tile take part.
+    const size_t lo = std::max(begin, first) - first, hi = std::min(end, te * kBlockVectors) - first;
+    for (size_t g = 0; g < nq; ++g) {
+      float* lg = &logits[g * kTileTokens];
+      for (size_t i = lo; i < hi; ++i) lg[i] += key_shift[g];
+      const float tile_max = kernels->max(lg + lo, static_cast<int>(hi - lo));
+      if (tile_max > max[g]) {
+        const float factor = std::exp(max[g] - tile_max);  // 0 on the first tile
+        for (size_t j = 0; j < acc_stride; ++j) acc[g * acc_stride + j] *= factor;
+        mass[g] *= factor;
+        max[g] = tile_max;
+      }
+      mass[g] += kernels->exp_weights(lg + lo, static_cast<int>(hi - lo), max[g],
+                                      packed ? &value_scale[lo] : nullptr,
+                                      &weights[g * kTileTokens + lo]);
+    }
+    for (size_t b = tb; b < te; ++b) {
+      const size_t t0 = std::max(begin, b * kBlockVectors);
+      const size_t t1 = std::min(end, (b + 1) * kBlockVectors);
+      const float* w = &weights[t0 - first];
+      if (packed && b + kPrefetchBlocks < end_block) {
+        Prefetch(values.Code((b + kPrefetchBlocks) * kBlockVectors), kBlockVectors * code_bytes);
+      }
+      if (packed) {
+        kernels->values_packed(values.Code(t0) + index_offset, code_bytes, static_cast<int>(t1 - t0),
+                               w, kTileTokens, static_cast<int>(nq), value_table, vf.bits,
+                               index_bytes, acc.data(), acc_stride);
+      } else {
+        DecodeRows(values, b, t0 % kBlockVectors, t1 - t0, rows.data());
+        kernels->values_rows(rows.data(), static_cast<int>(t1 - t0), d, w, kTileTokens,
+                             static_cast<int>(nq), acc.data(), acc_stride);
+      }
     }
   }
-  for (size_t t = 0; t < tail.n; ++t) {
-    for (size_t g = 0; g < n_queries; ++g) {
+
+  // The exact tail joins the same softmax.
+  std::vector<float> tail_acc(nq * d, 0.0f), tail_logits(tail.n);
+  std::vector<double> tail_mass(nq, 0.0);
+  for (size_t g = 0; g < nq && tail.n > 0; ++g) {
+    for (size_t t = 0; t < tail.n; ++t) {
       float dot = 0.0f;
       for (int j = 0; j < d; ++j) dot += queries[g * d + j] * tail.keys[t * d + j];
-      logits[g * n_tokens + n_coded + t] = scale * dot;
+      tail_logits[t] = scale * dot;
     }
-  }
-  // Softmax weights, in place.
-  for (size_t g = 0; g < n_queries; ++g) {
-    float* lg = &logits[g * n_tokens];
-    const float max = *std::max_element(lg, lg + n_tokens);
-    double sum = 0.0;
-    for (size_t t = 0; t < n_tokens; ++t) {
-      lg[t] = std::exp(lg[t] - max);
-      sum += lg[t];
+    const float tail_max = *std::max_element(tail_logits.begin(), tail_logits.end());
+    if (tail_max > max[g]) {
+      const float factor = std::exp(max[g] - tail_max);
+      for (size_t j = 0; j < acc_stride; ++j) acc[g * acc_stride + j] *= factor;
+      mass[g] *= factor;
+      max[g] = tail_max;
     }
-    const float inv = static_cast<float>(1.0 / sum);
-    for (size_t t = 0; t < n_tokens; ++t) lg[t] *= inv;
-  }
-  // Values: Σ p_t·v̂_t in the value codec's rotated domain (per coordinate:
-  // scale of its block × centroid of its index), then Πᵀ once.
-  std::vector<float> acc(n_queries * d, 0.0f);
-  for (size_t t = begin; t < end; ++t) {
-    const size_t block = t / kBlockVectors, lane = t % kBlockVectors;
-    const uint8_t* nib = values.BlockNibbles(block);
-    const float* w = values.BlockWeights(block);
-    for (const ScanLayout::Run& run : vl.runs()) {
-      const float s = w[run.weight * kBlockVectors + lane];
-      for (int k = 2 * run.first_pair; k < 2 * (run.first_pair + run.n_pairs); ++k) {
-        const ScanLayout::Group& group = vgroups[k];
-        if (group.kind != ScanLayout::GroupKind::kCentroids) continue;
-        const float* c = values.codec().Centroids(group.outlier);
-        const int gmask = (1 << group.bits) - 1;
-        const uint8_t n = Nibble(nib, k, lane);
-        for (int i = 0; i < group.count; ++i) {
-          const float v = s * c[(n >> (group.bits * i)) & gmask];
-          for (size_t g = 0; g < n_queries; ++g) {
-            acc[g * d + group.first + i] += logits[g * n_tokens + (t - begin)] * v;
-          }
-        }
-      }
-    }
-  }
-  std::vector<float> tail_acc(n_queries * d, 0.0f);
-  for (size_t t = 0; t < tail.n; ++t) {
-    for (size_t g = 0; g < n_queries; ++g) {
-      const float p = logits[g * n_tokens + n_coded + t];
+    for (size_t t = 0; t < tail.n; ++t) {
+      const float p = std::exp(tail_logits[t] - max[g]);
+      tail_mass[g] += p;
       for (int j = 0; j < d; ++j) tail_acc[g * d + j] += p * tail.values[t * d + j];
     }
   }
-  for (size_t g = 0; g < n_queries; ++g) {
-    values.codec().InverseRotate(&acc[g * d], &out[g * d]);
-    for (int j = 0; j < d; ++j) out[g * d + j] += tail_acc[g * d + j];
-    if (!values.center().empty()) {  // centered values: Σ_coded p_t·μ_V
-      double coded_mass = 0;
-      for (size_t t = 0; t < n_coded; ++t) coded_mass += logits[g * n_tokens + t];
-      for (int j = 0; j < d; ++j) {
-        out[g * d + j] += static_cast<float>(coded_mass) * values.center()[j];
-      }
+
+  std::vector<float> natural(d);
+  for (size_t g = 0; g < nq; ++g) {
+    const float* a = &acc[g * acc_stride];
+    if (packed) {
+      for (int j = 0; j < d; ++j) natural[j] = a[internal::KernelPosition(j, vf.bits)];
+      a = natural.data();
+    }
+    float* o = &out[g * d];
+    values.codec().InverseRotate(a, o);
+    const float inv = static_cast<float>(1.0 / (mass[g] + tail_mass[g]));
+    // Centered values: Σ_coded p_t·μ_V.
+    const float coded = static_cast<float>(mass[g]);
+    for (int j = 0; j < d; ++j) {
+      const float mu = values.center().empty() ? 0.0f : coded * values.center()[j];
+      o[j] = (o[j] + tail_acc[g * d + j] + mu) * inv;
     }
   }
   return absl::OkStatus();

@@ -5,14 +5,27 @@
 // over the tokens [begin, end) of two CodeBlocks (keys and values, same
 // token order) followed by an optional exact tail (recent tokens kept in
 // float, merged into the same softmax). k̂, v̂ are what the codecs decode to,
-// but nothing is decoded: logits are sums of per-group float tables over the
-// key nibbles (scan_layout.h; any fast-scannable key format, QJL included),
-// and values are accumulated as Σ_t p_t·v̂_t in the value codec's rotated
-// domain, where v̂_t is a table lookup times its scale; Πᵀ is applied once per
-// query at the end. Several queries (a GQA group sharing one KV head) share
-// one pass over the codes. Softmax is computed stably (max-subtracted).
-// Centered CodeBlocks (code_blocks.h) are handled exactly: ⟨q, μ_K⟩ is added
-// to the coded logits and (Σ_coded p_t)·μ_V to the output.
+// but nothing is decoded:
+//  - logits are sums of per-group float tables (scale folded in) over the key
+//    nibbles (scan_layout.h; any fast-scannable key format, QJL included),
+//    looked up 16 tokens at a time with SIMD permutes: exact float sums, no
+//    table quantization;
+//  - softmax is online over tiles of 256 tokens: a tile's logits, then its
+//    max; when the running max rises, the accumulators are rescaled by
+//    e^(old max − new max); weights come from a polynomial exp (relative error
+//    ≤ 4e-7, internal/attend_kernels.h);
+//  - values are accumulated as Σ_t p_t·v̂_t in the value codec's rotated
+//    domain, where v̂_t is scale × centroid: for single-scale MSE formats of
+//    1, 2 or 4 bits straight from each token's packed index bytes (permute
+//    lookups and FMAs over 16 coordinates), otherwise from the block's
+//    nibbles decoded to rows; Πᵀ is applied once per query at the end.
+// Several queries (a GQA group sharing one KV head) share one pass over the
+// codes. Centered CodeBlocks (code_blocks.h) are handled exactly: ⟨q, μ_K⟩ is
+// added to the coded logits and (Σ_coded p_t)·μ_V to the output.
+//
+// Accuracy: the result equals float attention over the decoded keys and
+// values up to float rounding (logit sums of ≤ 2·pairs terms, the exp above,
+// and float accumulation over the tokens); tests hold it within 1e-4 relative.
 //
 // Thread-safety: const over its inputs; may run concurrently.
 #ifndef TQDB_INDEX_SCAN_ATTEND_H_
@@ -23,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "index/codec/isa.h"
 #include "index/scan/code_blocks.h"
 
 namespace tqdb::index {
@@ -33,6 +47,9 @@ struct AttendOptions {
   // Coded tokens [begin, min(end, size)) take part. Default: all.
   size_t begin = 0;
   size_t end = std::numeric_limits<size_t>::max();
+  // Kernels to use (isa.h); an ISA this CPU lacks falls back to scalar.
+  // Every ISA agrees within float rounding. Default: kBest.
+  Isa isa = Isa::kBest;
 };
 
 // Recent tokens kept exactly: n keys and n values of dim floats each,

@@ -60,16 +60,35 @@ std::vector<double> Reference(const CodeBlocks& k, const CodeBlocks& v, const st
   return out;
 }
 
+// ‖out − want‖ ≤ 1e-4·‖want‖ for each of the G queries.
+void ExpectClose(const std::vector<float>& out, const std::vector<double>& want, int d,
+                 const std::string& what) {
+  for (size_t g = 0; g < want.size() / d; ++g) {
+    double diff = 0, norm = 0;
+    for (int j = 0; j < d; ++j) {
+      diff += std::pow(out[g * d + j] - want[g * d + j], 2);
+      norm += std::pow(want[g * d + j], 2);
+    }
+    EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm)) << what << " query " << g;
+  }
+}
+
+// Every ISA, every value path (packed: tq4, tq2, tq1, tq4-f16, odd index
+// bytes; rows: tq3, tq2.5, turbo2, turbo4), ranges of 1, 31, 32, 33 and 1000
+// tokens starting and ending mid-block, several 256-token softmax tiles.
 TEST(AttendTest, MatchesFloatReferenceAttention) {
   struct Case {
     const char* k;
     const char* v;
     int dim;
   };
-  const Case cases[] = {{"tq4", "tq4", 128}, {"tq4", "tq2", 128}, {"tq2", "tq2", 64},
-                        {"tq3", "turbo2", 96}, {"turbo3", "tq2.5", 128}, {"tq4p", "tq4", 64},
-                        {"tq3.5", "turbo4", 128}, {"tq1", "tq3", 33}};
-  constexpr size_t kTokens = 300, kGroup = 4, kTail = 5;
+  const Case cases[] = {{"tq4", "tq4", 128},    {"tq4", "tq2", 128},      {"tq2", "tq2", 64},
+                        {"tq3", "turbo2", 96},  {"turbo3", "tq2.5", 128}, {"tq4p", "tq4", 64},
+                        {"tq3.5", "turbo4", 128}, {"tq1", "tq3", 33},     {"tq4", "tq1", 128},
+                        {"tq2", "tq4", 33},     {"tq4", "tq2", 96},       {"tq4", "tq4-f16", 64}};
+  constexpr size_t kTokens = 1000, kGroup = 4, kTail = 5;
+  const std::pair<size_t, size_t> ranges[] = {
+      {0, kTokens}, {37, 250}, {5, 6}, {32, 63}, {64, 96}, {31, 64}, {999, 1000}, {3, 1003}};
   for (const Case& c : cases) {
     const int d = c.dim;
     // Keys with a few large coordinates make the softmax peaked, values small:
@@ -80,25 +99,43 @@ TEST(AttendTest, MatchesFloatReferenceAttention) {
     const std::vector<float> q = Gaussian(kGroup * d, 3, 2.0f);
     const std::vector<float> tk = Gaussian(kTail * d, 4), tv = Gaussian(kTail * d, 5, 0.3f);
     for (bool with_tail : {false, true}) {
-      for (auto [begin, end] : {std::pair<size_t, size_t>{0, kTokens}, {37, 250}}) {
+      for (auto [begin, end] : ranges) {
         ExactTail tail;
         if (with_tail) tail = {tk.data(), tv.data(), kTail};
-        AttendOptions options{.begin = begin, .end = end};
-        std::vector<float> out(kGroup * d);
-        ASSERT_OK(Attend(*k, *v, q, options, tail, out.data()));
-        const std::vector<double> want =
-            Reference(*k, *v, q, begin, end, tail, 1.0 / std::sqrt(double(d)));
-        for (size_t g = 0; g < kGroup; ++g) {
-          double diff = 0, norm = 0;
-          for (int j = 0; j < d; ++j) {
-            diff += std::pow(out[g * d + j] - want[g * d + j], 2);
-            norm += std::pow(want[g * d + j], 2);
-          }
-          EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm))
-              << c.k << "/" << c.v << " d=" << d << " query " << g << " range " << begin << "-"
-              << end << " tail " << with_tail;
+        const std::vector<double> want = Reference(*k, *v, q, begin, std::min(end, kTokens), tail,
+                                                   1.0 / std::sqrt(double(d)));
+        for (Isa isa : SupportedIsas()) {
+          AttendOptions options{.begin = begin, .end = end, .isa = isa};
+          std::vector<float> out(kGroup * d);
+          ASSERT_OK(Attend(*k, *v, q, options, tail, out.data()));
+          ExpectClose(out, want, d,
+                      std::string(c.k) + "/" + c.v + " d=" + std::to_string(d) + " " +
+                          IsaName(isa) + " range " + std::to_string(begin) + "-" +
+                          std::to_string(end) + " tail " + std::to_string(with_tail));
         }
       }
+    }
+  }
+}
+
+// Online softmax: logits that rise along the sequence move the running max in
+// every tile (rescaling the accumulators each time); falling ones never do.
+TEST(AttendTest, OnlineSoftmaxFollowsAMovingMax) {
+  constexpr int d = 128;
+  constexpr size_t kTokens = 2000;
+  const std::vector<float> q = Gaussian(2 * d, 21);
+  for (float slope : {12.0f, -12.0f}) {
+    std::vector<float> kx = Gaussian(kTokens * d, 22), vx = Gaussian(kTokens * d, 23, 0.3f);
+    for (size_t t = 0; t < kTokens; ++t) {
+      // Along query 0: its logits drift by ~slope·√d/‖q‖ over the sequence.
+      for (int j = 0; j < d; ++j) kx[t * d + j] += slope * (float(t) / kTokens) * q[j] / 11.3f;
+    }
+    auto k = Coded("tq4", d, kx), v = Coded("tq4", d, vx);
+    const std::vector<double> want = Reference(*k, *v, q, 0, kTokens, {}, 1.0 / std::sqrt(double(d)));
+    for (Isa isa : SupportedIsas()) {
+      std::vector<float> out(2 * d);
+      ASSERT_OK(Attend(*k, *v, q, {.isa = isa}, {}, out.data()));
+      ExpectClose(out, want, d, std::string(IsaName(isa)) + " slope " + std::to_string(slope));
     }
   }
 }
@@ -120,18 +157,19 @@ TEST(AttendTest, CenteredKeysAndValues) {
       vx[t * d + j] += mu_v[j];
     }
   }
-  auto k = Coded("tq4", d, kx, mu_k), v = Coded("tq2", d, vx, mu_v);
+  auto k = Coded("tq4", d, kx, mu_k);
   const std::vector<float> q = Gaussian(2 * d, 13), tk = Gaussian(3 * d, 14), tv = Gaussian(3 * d, 15);
   const ExactTail tail{tk.data(), tv.data(), 3};
-  std::vector<float> out(2 * d);
-  ASSERT_OK(Attend(*k, *v, q, {.begin = 10, .end = 190}, tail, out.data()));
-  const std::vector<double> want = Reference(*k, *v, q, 10, 190, tail, 1.0 / std::sqrt(double(d)));
-  double diff = 0, norm = 0;
-  for (int j = 0; j < 2 * d; ++j) {
-    diff += std::pow(out[j] - want[j], 2);
-    norm += want[j] * want[j];
+  for (const char* vf : {"tq2", "turbo2"}) {  // packed and row value paths
+    auto v = Coded(vf, d, vx, mu_v);
+    const std::vector<double> want =
+        Reference(*k, *v, q, 10, 190, tail, 1.0 / std::sqrt(double(d)));
+    for (Isa isa : SupportedIsas()) {
+      std::vector<float> out(2 * d);
+      ASSERT_OK(Attend(*k, *v, q, {.begin = 10, .end = 190, .isa = isa}, tail, out.data()));
+      ExpectClose(out, want, d, std::string(IsaName(isa)) + " " + vf);
+    }
   }
-  EXPECT_LE(std::sqrt(diff), 1e-4 * std::sqrt(norm));
 }
 
 TEST(AttendTest, TailOnlyAndExplicitScale) {
@@ -139,10 +177,13 @@ TEST(AttendTest, TailOnlyAndExplicitScale) {
   auto k = Coded("tq4", d, Gaussian(10 * d, 1)), v = Coded("tq4", d, Gaussian(10 * d, 2));
   const std::vector<float> q = Gaussian(d, 3), tk = Gaussian(3 * d, 4), tv = Gaussian(3 * d, 5);
   const ExactTail tail{tk.data(), tv.data(), 3};
-  std::vector<float> out(d);
-  ASSERT_OK(Attend(*k, *v, q, {.scale = 0.5f, .begin = 10, .end = 10}, tail, out.data()));
   const std::vector<double> want = Reference(*k, *v, q, 10, 10, tail, 0.5);
-  for (int j = 0; j < d; ++j) EXPECT_NEAR(out[j], want[j], 1e-5);
+  for (Isa isa : SupportedIsas()) {
+    std::vector<float> out(d);
+    ASSERT_OK(Attend(*k, *v, q, {.scale = 0.5f, .begin = 10, .end = 10, .isa = isa}, tail,
+                     out.data()));
+    for (int j = 0; j < d; ++j) EXPECT_NEAR(out[j], want[j], 1e-5) << IsaName(isa);
+  }
 }
 
 TEST(AttendTest, BadInputIsInvalidArgumentAndWritesNothing) {

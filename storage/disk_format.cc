@@ -71,6 +71,10 @@ std::string KvColumnFamily(std::string_view collection, int layer, int head) {
   return absl::StrCat(std::string(collection), suffix);
 }
 
+std::string TailColumnFamily(std::string_view collection) {
+  return absl::StrCat(std::string(collection), "/tail");
+}
+
 std::string CodesColumnFamily(std::string_view collection) {
   return absl::StrCat(std::string(collection), "/codes");
 }
@@ -96,6 +100,21 @@ bool ParsePageKey(std::string_view key, uint64_t* internal_id, uint32_t* page) {
   if (key.size() != kPageKeyBytes) return false;
   *internal_id = ReadBigEndian64(key.data());
   *page = ReadBigEndian32(key.data() + 8);
+  return true;
+}
+
+std::string TailKey(uint64_t internal_id, uint64_t position) {
+  std::string key;
+  key.reserve(kTailKeyBytes);
+  AppendBigEndian64(internal_id, &key);
+  AppendBigEndian64(position, &key);
+  return key;
+}
+
+bool ParseTailKey(std::string_view key, uint64_t* internal_id, uint64_t* position) {
+  if (key.size() != kTailKeyBytes) return false;
+  *internal_id = ReadBigEndian64(key.data());
+  *position = ReadBigEndian64(key.data() + 8);
   return true;
 }
 

@@ -4,6 +4,8 @@
 //   default             the catalog (below)
 //   <c>/L<ll>/H<hh>     KV collection c, layer ll, KV head hh (two digits, more
 //                       when ≥ 100): pages of token records
+//   <c>/tail            KV collection c: the newest tokens of each sequence,
+//                       not yet in pages
 //   <c>/codes           embedding collection c: codes by id
 //   <c>/raw             embedding collection c: raw vectors by id (keep_raw)
 //
@@ -20,10 +22,18 @@
 // of a sequence whose own tokens start at `base` (0, or the fork point) holds
 // positions [max(p·P, base), min((p + 1)·P, length)) as consecutive records;
 // a record is the key's code bytes then the value's code bytes
-// (index/codec/codec.h), with the layer's formats. Appending merges the new
-// records into their page (RocksDB merge operator kAppendOperatorName:
-// concatenation), so appending a token never rewrites a page; compaction
-// folds the operands. P = page_tokens of the collection (default 64).
+// (index/codec/codec.h), with the layer's formats. P = page_tokens of the
+// collection (default 64).
+//
+// KV tail. Appending one token must cost one write, not one per layer and
+// head: a sequence's tokens [paged, length) (proto::Sequence) live in
+// <c>/tail under <internal id: 8 bytes BE><position: 8 bytes BE>, each value
+// one token's records of every layer and head in family order (layer-major).
+// When appends complete a page, the batch that completes it moves the page's
+// tail tokens into the layer/head families: one RocksDB merge per family
+// (merge operator kAppendOperatorName: concatenation onto a partial page),
+// and a range delete of the moved tail keys. A page is never rewritten by an
+// append; only Truncate rewrites the page it cuts.
 //
 // Embeddings. <c>/codes: <id: 8 bytes BE> → code bytes of (x − center).
 // <c>/raw: <id> → dim little-endian fp16 or fp32 values.
@@ -62,6 +72,7 @@ std::string SequenceKey(std::string_view collection, uint64_t internal_id);
 bool ParseSequenceKey(std::string_view collection, std::string_view key, uint64_t* internal_id);
 
 std::string KvColumnFamily(std::string_view collection, int layer, int head);
+std::string TailColumnFamily(std::string_view collection);
 std::string CodesColumnFamily(std::string_view collection);
 std::string RawColumnFamily(std::string_view collection);
 // True if column family `cf` belongs to `collection`.
@@ -71,6 +82,10 @@ inline constexpr size_t kPageKeyBytes = 12;
 std::string PageKey(uint64_t internal_id, uint32_t page);
 // False if `key` is not kPageKeyBytes long.
 bool ParsePageKey(std::string_view key, uint64_t* internal_id, uint32_t* page);
+
+inline constexpr size_t kTailKeyBytes = 16;
+std::string TailKey(uint64_t internal_id, uint64_t position);
+bool ParseTailKey(std::string_view key, uint64_t* internal_id, uint64_t* position);
 
 inline constexpr size_t kIdKeyBytes = 8;
 std::string IdKey(uint64_t id);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 #include <utility>
@@ -73,6 +74,7 @@ struct KvCollection::State {
   int families = 0;  // num_layers · num_kv_heads
   std::vector<std::shared_ptr<const index::Codec>> key_codecs, value_codecs;  // per layer
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // per family
+  rocksdb::ColumnFamilyHandle* tail = nullptr;        // newest tokens (disk_format.h)
   size_t token_code_bytes = 0;
 
   // Held shared by appends and reads, exclusively by structural changes
@@ -122,8 +124,19 @@ struct KvCollection::State {
   // Validates a Score/Attend request; *group = query heads per KV head.
   absl::Status CheckQueries(int layer, absl::Span<const float> queries, float scale,
                             size_t* group) const;
-  absl::Status ReadOwnTokens(int f, const Seq& owner, uint64_t from, uint64_t to,
-                             Segment* segment) ABSL_SHARED_LOCKS_REQUIRED(mu);
+  // Codes being gathered for a segment, per family.
+  struct Gathered {
+    std::vector<std::vector<uint8_t>> keys, values;
+  };
+  // Appends `owner`'s tokens [from, to) from its pages (family f) or its tail
+  // (all families) to `out`.
+  absl::Status ReadPages(int f, const Seq& owner, uint64_t from, uint64_t to, Gathered* out)
+      ABSL_SHARED_LOCKS_REQUIRED(mu);
+  absl::Status ReadTail(const Seq& owner, uint64_t from, uint64_t to, Gathered* out)
+      ABSL_SHARED_LOCKS_REQUIRED(mu);
+  // Appends to `out` the tail records (token_code_bytes each) of tokens
+  // [from, to) of stored sequence `id`.
+  absl::Status ReadTailRecords(uint64_t id, uint64_t from, uint64_t to, std::string* out);
   void Touch(Seq* seq, size_t bytes);
   // Removes a dropped sequence nobody needs, then its parent if that was the
   // last thing keeping it.
@@ -135,8 +148,8 @@ struct KvCollection::State {
 
 // --- Loading ----------------------------------------------------------------
 
-absl::Status KvCollection::State::ReadOwnTokens(int f, const Seq& owner, uint64_t from,
-                                                uint64_t to, Segment* segment) {
+absl::Status KvCollection::State::ReadPages(int f, const Seq& owner, uint64_t from, uint64_t to,
+                                            Gathered* out) {
   const int layer = f / config.num_kv_heads;
   const size_t kb = KeyBytes(layer), rb = RecordBytes(layer);
   const uint64_t base = owner.meta.base();
@@ -147,7 +160,8 @@ absl::Status KvCollection::State::ReadOwnTokens(int f, const Seq& owner, uint64_
   rocksdb::Slice upper_slice(upper);
   read.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(engine->db()->NewIterator(read, handles[f]));
-  std::vector<uint8_t> keys, values;
+  std::vector<uint8_t>& keys = out->keys[f];
+  std::vector<uint8_t>& values = out->values[f];
   uint64_t next = from;
   for (it->Seek(PageKey(owner.id, static_cast<uint32_t>(from / P()))); it->Valid() && next < to;
        it->Next()) {
@@ -181,8 +195,51 @@ absl::Status KvCollection::State::ReadOwnTokens(int f, const Seq& owner, uint64_
                                             owner.id, " should hold tokens [", from, ", ", to,
                                             ") but ends at ", next));
   }
-  segment->keys[f]->AppendCodes(keys.data(), to - from);
-  segment->values[f]->AppendCodes(values.data(), to - from);
+  return absl::OkStatus();
+}
+
+absl::Status KvCollection::State::ReadTailRecords(uint64_t id, uint64_t from, uint64_t to,
+                                                  std::string* out) {
+  if (from >= to) return absl::OkStatus();
+  rocksdb::ReadOptions read;
+  read.verify_checksums = true;
+  const std::string upper = TailKey(id, to);
+  rocksdb::Slice upper_slice(upper);
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(engine->db()->NewIterator(read, tail));
+  uint64_t next = from;
+  for (it->Seek(TailKey(id, from)); it->Valid(); it->Next(), ++next) {
+    uint64_t key_id, pos;
+    const rocksdb::Slice k = it->key();
+    if (!ParseTailKey(std::string_view(k.data(), k.size()), &key_id, &pos) || key_id != id ||
+        pos != next || it->value().size() != token_code_bytes) {
+      return absl::DataLossError(absl::StrCat("collection '", name, "': tail of stored sequence ",
+                                              id, " is damaged at token ", next));
+    }
+    out->append(it->value().data(), it->value().size());
+  }
+  TQDB_RETURN_IF_ERROR(FromRocks(it->status(), absl::StrCat("reading collection '", name, "'")));
+  if (next != to) {
+    return absl::DataLossError(absl::StrCat("collection '", name, "': tail of stored sequence ",
+                                            id, " should hold tokens [", from, ", ", to,
+                                            ") but ends at ", next));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvCollection::State::ReadTail(const Seq& owner, uint64_t from, uint64_t to,
+                                           Gathered* out) {
+  std::string records;
+  TQDB_RETURN_IF_ERROR(ReadTailRecords(owner.id, from, to, &records));
+  for (size_t at = 0; at < records.size();) {
+    for (int f = 0; f < families; ++f) {
+      const int layer = f / config.num_kv_heads;
+      const uint8_t* rec = reinterpret_cast<const uint8_t*>(records.data() + at);
+      out->keys[f].insert(out->keys[f].end(), rec, rec + KeyBytes(layer));
+      out->values[f].insert(out->values[f].end(), rec + KeyBytes(layer), rec + RecordBytes(layer));
+      at += RecordBytes(layer);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -216,26 +273,44 @@ absl::Status KvCollection::State::Load(Seq* seq) {
     cur = parent->second.get();
   }
   std::reverse(ranges.begin(), ranges.end());
-  TQDB_ASSIGN_OR_RETURN(std::unique_ptr<Segment> segment, NewSegment());
-  // Families are independent: rebuild them in parallel.
+  // Gather codes in position order: each range's paged part (families are
+  // independent: read in parallel), then its tail part.
   const int n_threads = std::max(
       1, std::min(families, engine->options().open_threads > 0
                                 ? engine->options().open_threads
                                 : static_cast<int>(std::thread::hardware_concurrency())));
-  std::vector<absl::Status> status(families);
-  auto work = [&](int t) {
-    for (int f = t; f < families; f += n_threads) {
-      for (const Range& r : ranges) {
-        status[f] = ReadOwnTokens(f, *r.owner, r.from, r.to, segment.get());
-        if (!status[f].ok()) break;
-      }
-    }
+  auto parallel = [&](const std::function<absl::Status(int)>& body) {
+    std::vector<absl::Status> status(families);
+    auto work = [&](int t) {
+      for (int f = t; f < families; f += n_threads) status[f] = body(f);
+    };
+    std::vector<std::thread> threads;
+    for (int t = 1; t < n_threads; ++t) threads.emplace_back(work, t);
+    work(0);
+    for (std::thread& t : threads) t.join();
+    for (const absl::Status& s : status) TQDB_RETURN_IF_ERROR(s);
+    return absl::OkStatus();
   };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < n_threads; ++t) threads.emplace_back(work, t);
-  work(0);
-  for (std::thread& t : threads) t.join();
-  for (const absl::Status& s : status) TQDB_RETURN_IF_ERROR(s);
+  Gathered gathered;
+  gathered.keys.resize(families);
+  gathered.values.resize(families);
+  for (const Range& r : ranges) {
+    const uint64_t paged = std::clamp<uint64_t>(r.owner->meta.paged(), r.from, r.to);
+    if (r.from < paged) {
+      TQDB_RETURN_IF_ERROR(
+          parallel([&](int f) { return ReadPages(f, *r.owner, r.from, paged, &gathered); }));
+    }
+    TQDB_RETURN_IF_ERROR(ReadTail(*r.owner, paged, r.to, &gathered));
+  }
+  TQDB_ASSIGN_OR_RETURN(std::unique_ptr<Segment> segment, NewSegment());
+  const size_t n = seq->meta.length();
+  TQDB_RETURN_IF_ERROR(parallel([&](int f) {
+    segment->keys[f]->AppendCodes(gathered.keys[f].data(), n);
+    segment->values[f]->AppendCodes(gathered.values[f].data(), n);
+    std::vector<uint8_t>().swap(gathered.keys[f]);
+    std::vector<uint8_t>().swap(gathered.values[f]);
+    return absl::OkStatus();
+  }));
   seq->segment = std::move(segment);
   seq->visible_length = seq->meta.length();
   return absl::OkStatus();
@@ -334,6 +409,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Create(
       families.push_back(KvColumnFamily(name, layer, head));
     }
   }
+  families.push_back(TailColumnFamily(name));
   TQDB_RETURN_IF_ERROR(engine->CreateFamilies(families));
   rocksdb::WriteBatch batch;
   batch.Put(engine->catalog(), CollectionKey(name), catalog.SerializeAsString());
@@ -399,6 +475,11 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
       s->handles.push_back(handle);
     }
   }
+  s->tail = engine->Family(TailColumnFamily(name));
+  if (s->tail == nullptr) {
+    return absl::DataLossError(absl::StrCat("collection '", name, "': missing column family ",
+                                            TailColumnFamily(name)));
+  }
   // Sequences.
   absl::MutexLock lock(&s->mu);
   const std::string prefix = SequenceKeyPrefix(name);
@@ -409,7 +490,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
     const rocksdb::Slice k = it->key(), v = it->value();
     if (!ParseSequenceKey(name, std::string_view(k.data(), k.size()), &seq->id) ||
         !seq->meta.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
-        seq->meta.base() > seq->meta.length()) {
+        seq->meta.base() > seq->meta.paged() || seq->meta.paged() > seq->meta.length()) {
       return absl::DataLossError(absl::StrCat("collection '", name, "': unreadable sequence entry"));
     }
     {
@@ -518,24 +599,50 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   if (begin + n > (uint64_t{1} << 32) * s.P() - 1) {
     return absl::OutOfRangeError(absl::StrCat(SeqName(seq_id), " would exceed its page range"));
   }
+  // Tokens [paged, B) belong in pages once page boundary B is reached: those
+  // already in the tail and the new ones below B move there in this batch;
+  // new tokens from B on go to the tail, one key per token.
+  const uint64_t end = begin + n, paged = seq->meta.paged();
+  const uint64_t boundary = std::max(paged, end / s.P() * s.P());
   rocksdb::WriteBatch batch;
-  std::string page;
+  std::string moved;  // tail records of tokens [paged, min(begin, boundary))
+  if (paged < std::min(begin, boundary)) {
+    TQDB_RETURN_IF_ERROR(s.ReadTailRecords(seq->id, paged, std::min(begin, boundary), &moved));
+    batch.DeleteRange(s.tail, TailKey(seq->id, paged), TailKey(seq->id, std::min(begin, boundary)));
+  }
+  std::vector<size_t> record_offset(s.families + 1, 0);  // of family f in a tail record
   for (int f = 0; f < s.families; ++f) {
-    const int layer = f / c.num_kv_heads;
-    const size_t kb = s.KeyBytes(layer), vb = s.ValueBytes(layer);
-    for (uint64_t t = begin; t < begin + n;) {
-      const uint64_t page_end = (t / s.P() + 1) * s.P();
-      page.clear();
-      for (; t < begin + n && t < page_end; ++t) {
-        const size_t i = t - begin;
-        page.append(reinterpret_cast<const char*>(&key_codes[f][i * kb]), kb);
-        page.append(reinterpret_cast<const char*>(&value_codes[f][i * vb]), vb);
-      }
-      batch.Merge(s.handles[f], PageKey(seq->id, static_cast<uint32_t>((t - 1) / s.P())), page);
+    record_offset[f + 1] = record_offset[f] + s.RecordBytes(f / c.num_kv_heads);
+  }
+  // Appends token t's record of family f to *out.
+  auto record = [&](int f, uint64_t t, std::string* out) {
+    if (t < begin) {
+      out->append(moved, (t - paged) * s.token_code_bytes + record_offset[f],
+                  record_offset[f + 1] - record_offset[f]);
+      return;
+    }
+    const size_t i = t - begin, kb = s.KeyBytes(f / c.num_kv_heads);
+    const size_t vb = s.ValueBytes(f / c.num_kv_heads);
+    out->append(reinterpret_cast<const char*>(&key_codes[f][i * kb]), kb);
+    out->append(reinterpret_cast<const char*>(&value_codes[f][i * vb]), vb);
+  };
+  std::string bytes_out;
+  for (int f = 0; f < s.families && paged < boundary; ++f) {
+    for (uint64_t t = paged; t < boundary;) {
+      const uint64_t page = t / s.P(), page_end = std::min(boundary, (page + 1) * s.P());
+      bytes_out.clear();
+      for (; t < page_end; ++t) record(f, t, &bytes_out);
+      batch.Merge(s.handles[f], PageKey(seq->id, static_cast<uint32_t>(page)), bytes_out);
     }
   }
+  for (uint64_t t = std::max(begin, boundary); t < end; ++t) {
+    bytes_out.clear();
+    for (int f = 0; f < s.families; ++f) record(f, t, &bytes_out);
+    batch.Put(s.tail, TailKey(seq->id, t), bytes_out);
+  }
   proto::Sequence meta = seq->meta;
-  meta.set_length(begin + n);
+  meta.set_length(end);
+  meta.set_paged(boundary);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), meta.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id))));
   seq->meta = std::move(meta);
@@ -565,12 +672,13 @@ void CopyCodes(const index::CodeBlocks& from, uint64_t n, index::CodeBlocks* to)
   to->AppendCodes(codes.data(), n);
 }
 
-// Deletes every page of stored sequence `id` in every family.
-void DeleteAllPages(const std::vector<rocksdb::ColumnFamilyHandle*>& handles, uint64_t id,
-                    rocksdb::WriteBatch* batch) {
+// Deletes every page and tail token of stored sequence `id`.
+void DeleteAllTokens(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
+                     rocksdb::ColumnFamilyHandle* tail, uint64_t id, rocksdb::WriteBatch* batch) {
   for (rocksdb::ColumnFamilyHandle* h : handles) {
     batch->DeleteRange(h, PageKey(id, 0), PageKey(id + 1, 0));
   }
+  batch->DeleteRange(tail, TailKey(id, 0), TailKey(id + 1, 0));
 }
 
 }  // namespace
@@ -602,7 +710,7 @@ absl::Status KvCollection::DropSequence(uint64_t seq_id) {
 
 void KvCollection::State::Collect(Seq* seq, Plan* plan, rocksdb::WriteBatch* batch) {
   batch->Delete(engine->catalog(), SequenceKey(name, seq->id));
-  DeleteAllPages(handles, seq->id, batch);
+  DeleteAllTokens(handles, tail, seq->id, batch);
   plan->erased.push_back(seq->id);
   const uint64_t parent_id = plan->Meta(seq).parent();
   if (parent_id == 0) return;
@@ -635,6 +743,7 @@ absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
   created->meta.set_user_id(dst);
   created->meta.set_length(length);
   created->meta.set_base(length);
+  created->meta.set_paged(length);
   Plan plan;
   rocksdb::WriteBatch batch;
   if (length > 0) {
@@ -687,11 +796,13 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
     TQDB_RETURN_IF_ERROR(s.Load(child.get()));
     absl::ReaderMutexLock child_lock(&child->seg_mu);
     const Segment& cs = *child->segment;
-    const uint64_t old_base = child->meta.base(), child_length = child->meta.length();
+    // Its pages then hold [length, paged): rewrite those from length to the
+    // page holding its old base (its tail is unchanged).
+    const uint64_t old_base = child->meta.base(), child_paged = child->meta.paged();
     for (int f = 0; f < s.families; ++f) {
       for (uint64_t p = length / P; p * P < old_base; ++p) {
         page.clear();
-        for (uint64_t t = std::max(p * P, length); t < std::min((p + 1) * P, child_length); ++t) {
+        for (uint64_t t = std::max(p * P, length); t < std::min((p + 1) * P, child_paged); ++t) {
           s.AppendRecord(cs, f, t, &page);
         }
         batch.Put(s.handles[f], PageKey(child->id, static_cast<uint32_t>(p)), page);
@@ -707,8 +818,27 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
     }
   }
   proto::Sequence& sm = plan.Meta(seq);
-  if (length > sm.base()) {
-    // Keep the partial page's first tokens; delete every later page.
+  if (length <= sm.base()) {
+    // Nothing of its own remains: it is a prefix of its parent (or empty).
+    DeleteAllTokens(s.handles, s.tail, seq->id, &batch);
+    sm.set_base(length);
+    sm.set_paged(length);
+    if (length == 0 && sm.parent() != 0) {
+      Seq* parent = s.by_id.at(sm.parent()).get();
+      sm.set_parent(0);
+      proto::Sequence& pm = plan.Meta(parent);
+      pm.set_children(pm.children() - 1);
+      if (pm.dropped() && pm.children() == 0) {
+        s.Collect(parent, &plan, &batch);
+      } else {
+        batch.Put(s.engine->catalog(), SequenceKey(s.name, parent->id), pm.SerializeAsString());
+      }
+    }
+  } else if (length >= sm.paged()) {
+    // Only tail tokens go.
+    batch.DeleteRange(s.tail, TailKey(seq->id, length), TailKey(seq->id + 1, 0));
+  } else {
+    // The cut page keeps its first tokens; later pages and the tail go.
     TQDB_RETURN_IF_ERROR(s.Load(seq));
     absl::ReaderMutexLock seq_lock(&seq->seg_mu);
     const uint64_t first = std::max<uint64_t>(length / P * P, sm.base());
@@ -725,21 +855,8 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
       batch.DeleteRange(h, PageKey(seq->id, static_cast<uint32_t>(delete_from)),
                         PageKey(seq->id + 1, 0));
     }
-  } else {
-    // Nothing of its own remains: it is a prefix of its parent (or empty).
-    DeleteAllPages(s.handles, seq->id, &batch);
-    sm.set_base(length);
-    if (length == 0 && sm.parent() != 0) {
-      Seq* parent = s.by_id.at(sm.parent()).get();
-      sm.set_parent(0);
-      proto::Sequence& pm = plan.Meta(parent);
-      pm.set_children(pm.children() - 1);
-      if (pm.dropped() && pm.children() == 0) {
-        s.Collect(parent, &plan, &batch);
-      } else {
-        batch.Put(s.engine->catalog(), SequenceKey(s.name, parent->id), pm.SerializeAsString());
-      }
-    }
+    batch.DeleteRange(s.tail, TailKey(seq->id, 0), TailKey(seq->id + 1, 0));
+    sm.set_paged(length);
   }
   sm.set_length(length);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), sm.SerializeAsString());
@@ -943,6 +1060,7 @@ void KvCollection::Close(const absl::Status& why) {
   s.by_user.clear();
   s.by_id.clear();
   s.handles.clear();
+  s.tail = nullptr;
 }
 
 std::vector<std::string> KvCollection::FamilyNames() const {
@@ -952,6 +1070,7 @@ std::vector<std::string> KvCollection::FamilyNames() const {
       names.push_back(KvColumnFamily(s_->name, layer, head));
     }
   }
+  names.push_back(TailColumnFamily(s_->name));
   return names;
 }
 

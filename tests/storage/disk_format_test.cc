@@ -55,6 +55,21 @@ TEST(DiskFormatTest, PageKeysSortBySequenceThenPage) {
   EXPECT_LT(PageKey(5, 255), PageKey(5, 256));
 }
 
+TEST(DiskFormatTest, TailKeyIsIdThenPositionBigEndian) {
+  const std::string key = TailKey(0x0102030405060708u, 0x1112131415161718u);
+  EXPECT_EQ(key, Bytes({0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12, 0x13, 0x14,
+                        0x15, 0x16, 0x17, 0x18}));
+  EXPECT_EQ(kTailKeyBytes, 16u);
+  uint64_t id = 0, pos = 0;
+  ASSERT_TRUE(ParseTailKey(key, &id, &pos));
+  EXPECT_EQ(id, 0x0102030405060708u);
+  EXPECT_EQ(pos, 0x1112131415161718u);
+  EXPECT_FALSE(ParseTailKey(PageKey(1, 2), &id, &pos));
+  EXPECT_LT(TailKey(1, ~uint64_t{0}), TailKey(2, 0));
+  EXPECT_LT(TailKey(5, 255), TailKey(5, 256));
+  EXPECT_EQ(TailColumnFamily("c"), "c/tail");
+}
+
 TEST(DiskFormatTest, IdKeyIsBigEndian) {
   EXPECT_EQ(IdKey(0x0102030405060708u), Bytes({0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08}));
   EXPECT_EQ(IdKey(1), Bytes({0, 0, 0, 0, 0, 0, 0, 1}));

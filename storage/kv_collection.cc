@@ -76,6 +76,7 @@ struct KvCollection::State {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // per family
   rocksdb::ColumnFamilyHandle* tail = nullptr;        // newest tokens (disk_format.h)
   size_t token_code_bytes = 0;
+  size_t token_memory_bytes = 0;  // a token's share of a loaded segment
 
   // Held shared by appends and reads, exclusively by structural changes
   // (create, fork, truncate, drop) and by Close/Drop of the collection.
@@ -335,7 +336,7 @@ absl::Status KvCollection::State::WithSegment(Seq* seq, Body body) {
       absl::ReaderMutexLock lock(&seq->seg_mu);
       if (seq->segment == nullptr) continue;  // evicted between load and lock
       TQDB_RETURN_IF_ERROR(body(*seq->segment, seq->visible_length));
-      bytes = seq->segment->MemoryBytes();
+      bytes = seq->visible_length * token_memory_bytes;
     }
     Touch(seq, bytes);
     return absl::OkStatus();
@@ -463,6 +464,13 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
       (list == &kv.key_formats() ? s->key_codecs : s->value_codecs).push_back(std::move(codec));
     }
     s->token_code_bytes += c.num_kv_heads * s->RecordBytes(layer);
+    // Per vector in CodeBlocks: nibble pairs, weights, code bytes, norm.
+    for (const auto& codec : {s->key_codecs.back(), s->value_codecs.back()}) {
+      const index::Format& f = codec->format();
+      const size_t weights = f.NumScales() + (f.mode == index::QuantMode::kProd ? 1 : 0);
+      const size_t nibble_bytes = (f.dim * std::max(f.bits, 1) + 7) / 8 + f.QjlRows() / 8 + 1;
+      s->token_memory_bytes += c.num_kv_heads * (nibble_bytes + 4 * weights + codec->code_bytes() + 4);
+    }
   }
   for (int layer = 0; layer < c.num_layers; ++layer) {
     for (int head = 0; head < c.num_kv_heads; ++head) {
@@ -646,19 +654,21 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), meta.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id))));
   seq->meta = std::move(meta);
-  size_t bytes = 0;
+  bool loaded;
   {
     absl::MutexLock seg_lock(&seq->seg_mu);
-    if (seq->segment != nullptr) {
+    loaded = seq->segment != nullptr;
+    if (loaded) {
       for (int f = 0; f < s.families; ++f) {
         seq->segment->keys[f]->AppendCodes(key_codes[f].data(), n);
         seq->segment->values[f]->AppendCodes(value_codes[f].data(), n);
       }
-      bytes = seq->segment->MemoryBytes();
     }
-    seq->visible_length = begin + n;
+    seq->visible_length = end;
   }
-  if (bytes > 0) s.Touch(seq, bytes);
+  // The LRU weight, estimated per token: exact sizes would walk every
+  // CodeBlocks' chunks on every append.
+  if (loaded) s.Touch(seq, end * s.token_memory_bytes);
   return absl::OkStatus();
 }
 

@@ -35,7 +35,25 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
       layout_(std::move(layout)),
       center_(std::move(center)),
       block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
-      block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {}
+      block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {
+  const Format& f = codec_->format();
+  const int per = f.bits == 0 ? 0 : 4 / f.bits;
+  bool direct = f.mode == QuantMode::kMse && f.outlier_channels == 0 &&
+                (f.bits == 1 || f.bits == 2 || f.bits == 4);
+  const auto& groups = layout_.groups();
+  for (size_t g = 0; direct && g < groups.size(); ++g) {
+    const ScanLayout::Group& group = groups[g];
+    const int first = static_cast<int>(g) * per;
+    const bool in_order = group.kind == ScanLayout::GroupKind::kCentroids && group.bits == f.bits &&
+                          group.first == first && group.count == std::min(per, f.dim - first);
+    const bool final_pad = group.kind == ScanLayout::GroupKind::kPad && g + 1 == groups.size();
+    direct = in_order || final_pad;
+  }
+  if (direct) direct_offset_ = static_cast<size_t>(f.NumScales()) * f.ScaleBytes();
+  idx_scratch_.resize(f.dim);
+  nib_scratch_.resize(2 * static_cast<size_t>(layout_.n_pairs()));
+  scale_scratch_.resize(f.NumScales());
+}
 
 // Chunks 0…4 hold 1, 2, 4, 8, 16 blocks (31 in all); every later one holds
 // kBlocksPerChunk.
@@ -103,8 +121,10 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n) { AppendCodes(codes
 void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms) {
   const Format& f = codec_->format();
   const size_t cb = codec_->code_bytes();
-  std::vector<uint8_t> idx(f.dim), nib(2 * static_cast<size_t>(layout_.n_pairs()));
-  std::vector<float> scales(f.NumScales()), decoded;
+  std::vector<uint8_t>& idx = idx_scratch_;
+  std::vector<uint8_t>& nib = nib_scratch_;
+  std::vector<float>& scales = scale_scratch_;
+  std::vector<float> decoded;
   for (size_t k = 0; k < n; ++k, ++size_) {
     const uint8_t* code = codes + k * cb;
     Chunk& chunk = ChunkFor(size_);
@@ -125,12 +145,17 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       chunk.sq_norms[in_chunk] = static_cast<float>(s);
     }
 
-    codec_->UnpackIndices(code, idx.data());
-    layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
-                      nib.data());
     uint8_t* pairs = &chunk.nibbles[block * block_nibble_bytes_];
-    for (int p = 0; p < layout_.n_pairs(); ++p) {
-      pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
+    if (direct_offset_ != kNoDirect) {
+      const uint8_t* packed = code + direct_offset_;
+      for (int p = 0; p < layout_.n_pairs(); ++p) pairs[p * kPairCodeBytes + lane] = packed[p];
+    } else {
+      codec_->UnpackIndices(code, idx.data());
+      layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
+                        nib.data());
+      for (int p = 0; p < layout_.n_pairs(); ++p) {
+        pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
+      }
     }
     float* weights = &chunk.weights[block * block_weights_];
     for (int s = 0; s < f.NumScales(); ++s) weights[s * kBlockVectors + lane] = scales[s];

@@ -96,6 +96,13 @@ class CodeBlocks {
 
   std::shared_ptr<const Codec> codec_;
   ScanLayout layout_;
+  // For MSE formats at 1, 2 or 4 bits without outliers, the packed index
+  // bytes of a code are its nibble pairs, in order: they start at this byte
+  // of the code. kNoDirect otherwise.
+  static constexpr size_t kNoDirect = ~size_t{0};
+  size_t direct_offset_ = kNoDirect;
+  std::vector<uint8_t> idx_scratch_, nib_scratch_;  // AppendCodes' buffers
+  std::vector<float> scale_scratch_;
   std::vector<float> center_;
   size_t block_nibble_bytes_, block_weights_;
   size_t size_ = 0;

@@ -166,6 +166,43 @@ TEST(CodeBlocksTest, RejectsWideFormatsAndNonFiniteInput) {
   EXPECT_EQ(blocks->size(), 0u);
 }
 
+// The nibble pairs of vector v, per ScanLayout::ToNibbles (the definition).
+std::vector<uint8_t> DefinedPairs(const CodeBlocks& blocks, size_t v) {
+  const Codec& codec = blocks.codec();
+  std::vector<uint8_t> idx(codec.dim()), nib(2 * blocks.layout().n_pairs());
+  codec.UnpackIndices(blocks.Code(v), idx.data());
+  const bool prod = codec.format().mode == QuantMode::kProd;
+  blocks.layout().ToNibbles(idx.data(), prod ? codec.QjlSigns(blocks.Code(v)) : nullptr,
+                            nib.data());
+  std::vector<uint8_t> pairs(blocks.layout().n_pairs());
+  for (size_t p = 0; p < pairs.size(); ++p) pairs[p] = nib[2 * p] | nib[2 * p + 1] << 4;
+  return pairs;
+}
+
+TEST(CodeBlocksTest, StoredNibblesFollowTheLayoutForEveryFormat) {
+  // Some formats copy packed index bytes directly (tq1/tq2/tq4 without
+  // outliers): the result must equal the general path's.
+  for (int d : {33, 64, 96, 128}) {
+    for (const char* format : {"tq1", "tq2", "tq3", "tq4", "tq4-f16", "turbo2", "turbo4",
+                               "tq2.5", "tq3p", "tq4-b32"}) {
+      SCOPED_TRACE(::testing::Message() << format << " d=" << d);
+      auto parsed = ParseFormat(format, d, 9);
+      if (!parsed.ok()) continue;  // e.g. a block size that d does not allow
+      auto blocks = *CodeBlocks::Create(*Codec::Create(*parsed));
+      const std::vector<float> x = Gaussian(40 * d, 10);
+      ASSERT_OK(blocks->Append(x.data(), 40));
+      for (size_t v = 0; v < 40; ++v) {
+        const std::vector<uint8_t> want = DefinedPairs(*blocks, v);
+        const uint8_t* got = blocks->BlockNibbles(v / kBlockVectors);
+        for (size_t p = 0; p < want.size(); ++p) {
+          ASSERT_EQ(got[p * kPairCodeBytes + v % kBlockVectors], want[p]) << "vector " << v
+                                                                          << " pair " << p;
+        }
+      }
+    }
+  }
+}
+
 TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
   constexpr int d = 64;
   for (const char* format : {"tq4", "tq2", "tq4p"}) {

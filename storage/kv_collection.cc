@@ -612,11 +612,23 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   // new tokens from B on go to the tail, one key per token.
   const uint64_t end = begin + n, paged = seq->meta.paged();
   const uint64_t boundary = std::max(paged, end / s.P() * s.P());
-  rocksdb::WriteBatch batch;
-  std::string moved;  // tail records of tokens [paged, min(begin, boundary))
-  if (paged < std::min(begin, boundary)) {
-    TQDB_RETURN_IF_ERROR(s.ReadTailRecords(seq->id, paged, std::min(begin, boundary), &moved));
-    batch.DeleteRange(s.tail, TailKey(seq->id, paged), TailKey(seq->id, std::min(begin, boundary)));
+  // Reserve what the batch will hold (its buffer would otherwise grow by
+  // doubling, copying the records each time): the new tokens, and the moved
+  // ones twice (their merges, and nothing else; deletes are one range each).
+  const size_t moving = boundary - paged;
+  rocksdb::WriteBatch batch((n + moving) * (s.token_code_bytes + 64) + 4096);
+  // The tail tokens that move, [paged, moved_end): from the loaded segment
+  // (held shared while the batch is built) or else read back from the tail.
+  const uint64_t moved_end = std::min(begin, boundary);
+  seq->seg_mu.ReaderLock();
+  const Segment* loaded = seq->segment.get();
+  if (loaded == nullptr) seq->seg_mu.ReaderUnlock();
+  std::string moved;  // their tail records, when not loaded
+  if (paged < moved_end) {
+    if (loaded == nullptr) {
+      TQDB_RETURN_IF_ERROR(s.ReadTailRecords(seq->id, paged, moved_end, &moved));
+    }
+    batch.DeleteRange(s.tail, TailKey(seq->id, paged), TailKey(seq->id, moved_end));
   }
   std::vector<size_t> record_offset(s.families + 1, 0);  // of family f in a tail record
   for (int f = 0; f < s.families; ++f) {
@@ -624,6 +636,10 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   }
   // Appends token t's record of family f to *out.
   auto record = [&](int f, uint64_t t, std::string* out) {
+    if (t < begin && loaded != nullptr) {
+      s.AppendRecord(*loaded, f, t, out);
+      return;
+    }
     if (t < begin) {
       out->append(moved, (t - paged) * s.token_code_bytes + record_offset[f],
                   record_offset[f + 1] - record_offset[f]);
@@ -648,17 +664,18 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
     for (int f = 0; f < s.families; ++f) record(f, t, &bytes_out);
     batch.Put(s.tail, TailKey(seq->id, t), bytes_out);
   }
+  if (loaded != nullptr) seq->seg_mu.ReaderUnlock();
   proto::Sequence meta = seq->meta;
   meta.set_length(end);
   meta.set_paged(boundary);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), meta.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id))));
   seq->meta = std::move(meta);
-  bool loaded;
+  bool in_memory;
   {
     absl::MutexLock seg_lock(&seq->seg_mu);
-    loaded = seq->segment != nullptr;
-    if (loaded) {
+    in_memory = seq->segment != nullptr;
+    if (in_memory) {
       for (int f = 0; f < s.families; ++f) {
         seq->segment->keys[f]->AppendCodes(key_codes[f].data(), n);
         seq->segment->values[f]->AppendCodes(value_codes[f].data(), n);
@@ -668,7 +685,7 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   }
   // The LRU weight, estimated per token: exact sizes would walk every
   // CodeBlocks' chunks on every append.
-  if (loaded) s.Touch(seq, end * s.token_memory_bytes);
+  if (in_memory) s.Touch(seq, end * s.token_memory_bytes);
   return absl::OkStatus();
 }
 

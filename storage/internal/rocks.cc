@@ -124,7 +124,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options
   rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db, dir, &names);
   if (!listed.ok()) names = {rocksdb::kDefaultColumnFamilyName};  // a new store
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const std::string& name : names) descriptors.emplace_back(name, cf);
+  for (const std::string& name : names) descriptors.emplace_back(name, engine->OptionsFor(name));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status opened = rocksdb::DB::Open(db, dir, descriptors, &handles, &raw);
@@ -189,10 +189,21 @@ absl::StatusOr<rocksdb::ColumnFamilyHandle*> Engine::CreateFamily(const std::str
   absl::MutexLock lock(&families_mu_);
   if (auto it = families_.find(name); it != families_.end()) return it->second;
   rocksdb::ColumnFamilyHandle* handle = nullptr;
-  rocksdb::Status s = db_->CreateColumnFamily(family_options_, name, &handle);
+  rocksdb::Status s = db_->CreateColumnFamily(OptionsFor(name), name, &handle);
   if (!s.ok()) return FromRocks(s, absl::StrCat("creating column family ", name));
   families_[name] = handle;
   return handle;
+}
+
+rocksdb::ColumnFamilyOptions Engine::OptionsFor(const std::string& name) const {
+  rocksdb::ColumnFamilyOptions options = family_options_;
+  // A KV tail takes every appended token of every layer and head, and most of
+  // it is range-deleted again within a page: a memtable holding many pages
+  // lets flushes drop it instead of writing it out.
+  if (name.size() >= 5 && name.compare(name.size() - 5, 5, "/tail") == 0) {
+    options.write_buffer_size = 8 * options_.write_buffer_bytes;
+  }
+  return options;
 }
 
 absl::Status Engine::CreateFamilies(const std::vector<std::string>& names) {
@@ -203,7 +214,9 @@ absl::Status Engine::CreateFamilies(const std::vector<std::string>& names) {
   }
   if (missing.empty()) return absl::OkStatus();
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::Status s = db_->CreateColumnFamilies(family_options_, missing, &handles);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : missing) descriptors.emplace_back(name, OptionsFor(name));
+  rocksdb::Status s = db_->CreateColumnFamilies(descriptors, &handles);
   for (rocksdb::ColumnFamilyHandle* h : handles) families_[h->GetName()] = h;
   return FromRocks(s, absl::StrCat("creating ", missing.size(), " column families"));
 }

@@ -95,6 +95,8 @@ class Engine {
 
  private:
   Engine(const StoreOptions& options) : options_(options), lru_(options.memory_budget_bytes) {}
+  // The options of family `name` (by its kind, disk_format.h).
+  rocksdb::ColumnFamilyOptions OptionsFor(const std::string& name) const;
   void SyncLoop();
 
   const StoreOptions options_;

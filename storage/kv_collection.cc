@@ -276,19 +276,9 @@ absl::Status KvCollection::State::Load(Seq* seq) {
   std::reverse(ranges.begin(), ranges.end());
   // Gather codes in position order: each range's paged part (families are
   // independent: read in parallel), then its tail part.
-  const int n_threads = std::max(
-      1, std::min(families, engine->options().open_threads > 0
-                                ? engine->options().open_threads
-                                : static_cast<int>(std::thread::hardware_concurrency())));
   auto parallel = [&](const std::function<absl::Status(int)>& body) {
     std::vector<absl::Status> status(families);
-    auto work = [&](int t) {
-      for (int f = t; f < families; f += n_threads) status[f] = body(f);
-    };
-    std::vector<std::thread> threads;
-    for (int t = 1; t < n_threads; ++t) threads.emplace_back(work, t);
-    work(0);
-    for (std::thread& t : threads) t.join();
+    engine->pool().ParallelFor(families, [&](size_t f) { status[f] = body(static_cast<int>(f)); });
     for (const absl::Status& s : status) TQDB_RETURN_IF_ERROR(s);
     return absl::OkStatus();
   };
@@ -952,9 +942,9 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
     out.assign(heads * group * n, 0.0f);
     if (n == 0) return absl::OkStatus();
     const size_t b0 = begin / 32, b1 = (end + 31) / 32, stride = (b1 - b0) * 32;
-    std::vector<index::PreparedQuery> prepared(group);
-    std::vector<float> scores(group * stride);
-    for (size_t h = 0; h < heads; ++h) {
+    s.engine->pool().ParallelFor(heads, [&](size_t h) {
+      std::vector<index::PreparedQuery> prepared(group);
+      std::vector<float> scores(group * stride);
       const index::CodeBlocks& keys = *segment.keys[s.Family(layer, static_cast<int>(h))];
       for (size_t g = 0; g < group; ++g) {
         index::PrepareQuery(keys.codec(), keys.layout(), &queries[(h * group + g) * d],
@@ -967,7 +957,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
         float* dst = &out[(h * group + g) * n];
         for (size_t t = 0; t < n; ++t) dst[t] = options.scale * row[t];
       }
-    }
+    });
     return absl::OkStatus();
   }));
   return out;
@@ -994,12 +984,14 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
     attend.scale = options.scale;
     attend.begin = begin;
     attend.end = end;
-    for (size_t h = 0; h < heads; ++h) {
+    std::vector<absl::Status> status(heads);
+    s.engine->pool().ParallelFor(heads, [&](size_t h) {
       const int f = s.Family(layer, static_cast<int>(h));
-      TQDB_RETURN_IF_ERROR(index::Attend(*segment.keys[f], *segment.values[f],
-                                         queries.subspan(h * group * d, group * d), attend, {},
-                                         &out[h * group * d]));
-    }
+      status[h] = index::Attend(*segment.keys[f], *segment.values[f],
+                                queries.subspan(h * group * d, group * d), attend, {},
+                                &out[h * group * d]);
+    });
+    for (const absl::Status& st : status) TQDB_RETURN_IF_ERROR(st);
     return absl::OkStatus();
   }));
   return out;

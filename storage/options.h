@@ -46,8 +46,10 @@ struct StoreOptions {
   // write_buffer_bytes. Defaults: 512 MiB and 8 MiB.
   size_t total_write_buffer_bytes = size_t{512} << 20;
   size_t write_buffer_bytes = size_t{8} << 20;
-  // Threads rebuilding scan segments on open. 0: one per core. Default: 0.
-  int open_threads = 0;
+  // Threads working on one query (the KV heads of Score and Attend) and on
+  // rebuilding a sequence's scan segment, the caller included. 0: one per
+  // core. Default: 0.
+  int query_threads = 0;
 };
 
 // Element type of vectors handed to the store.

@@ -96,6 +96,10 @@ size_t MemoryLru::bytes() const {
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options,
                                                      const std::string& dir) {
   std::unique_ptr<Engine> engine(new Engine(options));
+  const int threads = options.query_threads > 0
+                          ? options.query_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  engine->pool_ = std::make_unique<ThreadPool>(threads - 1);
   rocksdb::DBOptions& db = engine->db_options_;
   db.create_if_missing = options.create_if_missing;
   db.create_missing_column_families = false;

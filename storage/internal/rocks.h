@@ -27,6 +27,7 @@
 #include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
+#include "storage/internal/thread_pool.h"
 #include "storage/options.h"
 
 namespace tqdb::storage::internal {
@@ -79,6 +80,7 @@ class Engine {
   rocksdb::ColumnFamilyHandle* catalog() { return db_->DefaultColumnFamily(); }
   const StoreOptions& options() const { return options_; }
   MemoryLru& lru() { return lru_; }
+  ThreadPool& pool() { return *pool_; }
 
   // Writes a batch with the store's sync policy.
   absl::Status Write(rocksdb::WriteBatch* batch, std::string_view context);
@@ -101,6 +103,7 @@ class Engine {
 
   const StoreOptions options_;
   MemoryLru lru_;
+  std::unique_ptr<ThreadPool> pool_;
   rocksdb::DBOptions db_options_;
   rocksdb::ColumnFamilyOptions family_options_;
   std::unique_ptr<rocksdb::DB> db_;

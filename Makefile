@@ -42,6 +42,7 @@ test-tsan: deps
 bench: build
 	$(BUILD)/bench/tqdb-bench codec
 	$(BUILD)/bench/tqdb-bench scan
+	$(BUILD)/bench/tqdb-bench store
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -31,9 +33,9 @@ struct EmbeddingCollection::State {
   rocksdb::ColumnFamilyHandle* raw_family = nullptr;  // keep_raw only
 
   // Serializes writers so memory applies writes in their commit order.
-  absl::Mutex write_mu;
+  std::shared_mutex write_mu;
   // Shared by reads, exclusive while a write is applied to memory.
-  absl::Mutex mu;
+  std::shared_mutex mu;
   absl::Status unavailable ABSL_GUARDED_BY(mu);
   // Slots: positions in `blocks`. A replaced or deleted id leaves a dead slot
   // (skipped by search) until the slots are compacted.
@@ -170,7 +172,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingCollection>> EmbeddingCollection::Load(
     return absl::DataLossError(absl::StrCat("collection '", name, "': missing column family"));
   }
 
-  absl::MutexLock lock(&s->mu);
+  std::unique_lock<std::shared_mutex> lock(s->mu);
   TQDB_ASSIGN_OR_RETURN(s->blocks, index::CodeBlocks::Create(s->codec, c.center));
   rocksdb::ReadOptions read;
   read.fill_cache = false;
@@ -287,13 +289,13 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
     }
     batch.Put(s.raw_family, key, raw);
   }
-  absl::MutexLock write_lock(&s.write_mu);
+  std::unique_lock<std::shared_mutex> write_lock(s.write_mu);
   {
-    absl::ReaderMutexLock lock(&s.mu);
+    std::shared_lock<std::shared_mutex> lock(s.mu);
     TQDB_RETURN_IF_ERROR(s.unavailable);
   }
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("upserting into '", s.name, "'")));
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   std::vector<float> stored(d);
   for (size_t i = 0; i < n; ++i) {
@@ -317,11 +319,11 @@ absl::StatusOr<size_t> EmbeddingCollection::Delete(absl::Span<const uint64_t> id
   for (uint64_t id : ids) {
     if (id > kMaxEmbeddingId) return BadId(id);
   }
-  absl::MutexLock write_lock(&s.write_mu);
+  std::unique_lock<std::shared_mutex> write_lock(s.write_mu);
   rocksdb::WriteBatch batch;
   std::vector<uint64_t> present;
   {
-    absl::ReaderMutexLock lock(&s.mu);
+    std::shared_lock<std::shared_mutex> lock(s.mu);
     TQDB_RETURN_IF_ERROR(s.unavailable);
     std::unordered_set<uint64_t> seen;
     for (uint64_t id : ids) {
@@ -333,7 +335,7 @@ absl::StatusOr<size_t> EmbeddingCollection::Delete(absl::Span<const uint64_t> id
   }
   if (present.empty()) return 0;
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("deleting from '", s.name, "'")));
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   for (uint64_t id : present) {
     auto it = s.slot_of.find(id);
@@ -348,7 +350,7 @@ absl::Status EmbeddingCollection::Get(absl::Span<const uint64_t> ids, std::vecto
                                       std::vector<bool>* found) {
   State& s = *s_;
   const size_t d = s.dim();
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   vectors->assign(ids.size() * d, 0.0f);
   found->assign(ids.size(), false);
@@ -380,7 +382,7 @@ absl::Status EmbeddingCollection::Search(absl::Span<const float> queries,
     return absl::InvalidArgumentError(
         absl::StrCat("k must be in [1, ", index::kMaxK, "], got ", options.k));
   }
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   index::SearchOptions o;
   o.k = options.k;
@@ -400,13 +402,13 @@ absl::Status EmbeddingCollection::Search(absl::Span<const float> queries,
 }
 
 uint64_t EmbeddingCollection::Count() {
-  absl::ReaderMutexLock lock(&s_->mu);
+  std::shared_lock<std::shared_mutex> lock(s_->mu);
   return s_->slot_of.size();
 }
 
 absl::StatusOr<EmbeddingStats> EmbeddingCollection::Stats() {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   EmbeddingStats stats;
   stats.count = s.slot_of.size();
@@ -423,8 +425,8 @@ absl::StatusOr<EmbeddingStats> EmbeddingCollection::Stats() {
 
 void EmbeddingCollection::Close(const absl::Status& why) {
   State& s = *s_;
-  absl::MutexLock write_lock(&s.write_mu);  // no write is using the families
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> write_lock(s.write_mu);  // no write is using the families
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   if (!s.unavailable.ok()) return;
   s.unavailable = why;
   s.blocks.reset();

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 
@@ -43,8 +45,8 @@ struct Seq {
   // Changed under State::mu held exclusively, or (length only) under
   // State::mu shared + append_mu.
   proto::Sequence meta;
-  absl::Mutex append_mu;  // serializes appends (and loads) of this sequence
-  absl::Mutex seg_mu;
+  std::shared_mutex append_mu;  // serializes appends (and loads) of this sequence
+  std::shared_mutex seg_mu;
   std::unique_ptr<Segment> segment ABSL_GUARDED_BY(seg_mu);
   uint64_t visible_length ABSL_GUARDED_BY(seg_mu) = 0;  // tokens readers may see
 };
@@ -80,7 +82,7 @@ struct KvCollection::State {
 
   // Held shared by appends and reads, exclusively by structural changes
   // (create, fork, truncate, drop) and by Close/Drop of the collection.
-  absl::Mutex mu;
+  std::shared_mutex mu;
   absl::Status unavailable ABSL_GUARDED_BY(mu);  // set once closed or dropped
   std::map<uint64_t, std::shared_ptr<Seq>> by_user ABSL_GUARDED_BY(mu);  // live
   std::map<uint64_t, std::shared_ptr<Seq>> by_id ABSL_GUARDED_BY(mu);    // stored
@@ -246,11 +248,11 @@ absl::Status KvCollection::State::ReadTail(const Seq& owner, uint64_t from, uint
 
 absl::Status KvCollection::State::Load(Seq* seq) {
   {
-    absl::ReaderMutexLock lock(&seq->seg_mu);
+    std::shared_lock<std::shared_mutex> lock(seq->seg_mu);
     if (seq->segment != nullptr) return absl::OkStatus();
   }
-  absl::MutexLock append_lock(&seq->append_mu);
-  absl::MutexLock lock(&seq->seg_mu);
+  std::unique_lock<std::shared_mutex> append_lock(seq->append_mu);
+  std::unique_lock<std::shared_mutex> lock(seq->seg_mu);
   if (seq->segment != nullptr) return absl::OkStatus();
   // Who stores which tokens: this sequence from its base, its parent below
   // that, and so on.
@@ -311,7 +313,7 @@ void KvCollection::State::Touch(Seq* seq, size_t bytes) {
   std::weak_ptr<Seq> weak = by_id.count(seq->id) ? by_id.at(seq->id) : nullptr;
   engine->lru().Touch(reinterpret_cast<uintptr_t>(seq), bytes, [weak] {
     if (std::shared_ptr<Seq> s = weak.lock()) {
-      absl::MutexLock lock(&s->seg_mu);
+      std::unique_lock<std::shared_mutex> lock(s->seg_mu);
       s->segment.reset();
     }
   });
@@ -323,7 +325,7 @@ absl::Status KvCollection::State::WithSegment(Seq* seq, Body body) {
     TQDB_RETURN_IF_ERROR(Load(seq));
     size_t bytes = 0;
     {
-      absl::ReaderMutexLock lock(&seq->seg_mu);
+      std::shared_lock<std::shared_mutex> lock(seq->seg_mu);
       if (seq->segment == nullptr) continue;  // evicted between load and lock
       TQDB_RETURN_IF_ERROR(body(*seq->segment, seq->visible_length));
       bytes = seq->visible_length * token_memory_bytes;
@@ -479,7 +481,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
                                             TailColumnFamily(name)));
   }
   // Sequences.
-  absl::MutexLock lock(&s->mu);
+  std::unique_lock<std::shared_mutex> lock(s->mu);
   const std::string prefix = SequenceKeyPrefix(name);
   std::unique_ptr<rocksdb::Iterator> it(
       engine->db()->NewIterator(rocksdb::ReadOptions(), engine->catalog()));
@@ -492,7 +494,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
       return absl::DataLossError(absl::StrCat("collection '", name, "': unreadable sequence entry"));
     }
     {
-      absl::MutexLock seg_lock(&seq->seg_mu);
+      std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
       seq->visible_length = seq->meta.length();
     }
     s->next_id = std::max(s->next_id, seq->id + 1);
@@ -530,7 +532,7 @@ KvTokens FloatTokens(size_t n_tokens, absl::Span<const float> keys,
 
 absl::Status KvCollection::CreateSequence(uint64_t seq) {
   State& s = *s_;
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   if (s.by_user.count(seq)) {
     return absl::AlreadyExistsError(
@@ -544,7 +546,7 @@ absl::Status KvCollection::CreateSequence(uint64_t seq) {
             created->meta.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("creating ", SeqName(seq))));
   {
-    absl::MutexLock seg_lock(&created->seg_mu);
+    std::unique_lock<std::shared_mutex> seg_lock(created->seg_mu);
     TQDB_ASSIGN_OR_RETURN(created->segment, s.NewSegment());
   }
   ++s.next_id;
@@ -556,7 +558,7 @@ absl::Status KvCollection::CreateSequence(uint64_t seq) {
 absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   State& s = *s_;
   const KvCollectionConfig& c = s.config;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   const size_t n = tokens.n_tokens, d = c.head_dim;
   if (n == 0) return absl::InvalidArgumentError("append of 0 tokens");
@@ -592,7 +594,7 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
     s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes[f].data());
   }
 
-  absl::MutexLock append_lock(&seq->append_mu);
+  std::unique_lock<std::shared_mutex> append_lock(seq->append_mu);
   const uint64_t begin = seq->meta.length();
   if (begin + n > (uint64_t{1} << 32) * s.P() - 1) {
     return absl::OutOfRangeError(absl::StrCat(SeqName(seq_id), " would exceed its page range"));
@@ -610,9 +612,9 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   // The tail tokens that move, [paged, moved_end): from the loaded segment
   // (held shared while the batch is built) or else read back from the tail.
   const uint64_t moved_end = std::min(begin, boundary);
-  seq->seg_mu.ReaderLock();
+  seq->seg_mu.lock_shared();
   const Segment* loaded = seq->segment.get();
-  if (loaded == nullptr) seq->seg_mu.ReaderUnlock();
+  if (loaded == nullptr) seq->seg_mu.unlock_shared();
   std::string moved;  // their tail records, when not loaded
   if (paged < moved_end) {
     if (loaded == nullptr) {
@@ -654,7 +656,7 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
     for (int f = 0; f < s.families; ++f) record(f, t, &bytes_out);
     batch.Put(s.tail, TailKey(seq->id, t), bytes_out);
   }
-  if (loaded != nullptr) seq->seg_mu.ReaderUnlock();
+  if (loaded != nullptr) seq->seg_mu.unlock_shared();
   proto::Sequence meta = seq->meta;
   meta.set_length(end);
   meta.set_paged(boundary);
@@ -663,7 +665,7 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   seq->meta = std::move(meta);
   bool in_memory;
   {
-    absl::MutexLock seg_lock(&seq->seg_mu);
+    std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
     in_memory = seq->segment != nullptr;
     if (in_memory) {
       for (int f = 0; f < s.families; ++f) {
@@ -702,7 +704,7 @@ void DeleteAllTokens(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
 
 absl::Status KvCollection::DropSequence(uint64_t seq_id) {
   State& s = *s_;
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   Plan plan;
   rocksdb::WriteBatch batch;
@@ -717,7 +719,7 @@ absl::Status KvCollection::DropSequence(uint64_t seq_id) {
   s.by_user.erase(seq_id);
   for (auto& [target, meta] : plan.metas) target->meta = meta;
   {
-    absl::MutexLock seg_lock(&seq->seg_mu);
+    std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
     seq->segment.reset();
   }
   s.engine->lru().Forget(reinterpret_cast<uintptr_t>(seq));
@@ -743,7 +745,7 @@ void KvCollection::State::Collect(Seq* seq, Plan* plan, rocksdb::WriteBatch* bat
 
 absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
   State& s = *s_;
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * from, s.Live(src));
   if (s.by_user.count(dst)) {
     return absl::AlreadyExistsError(
@@ -775,8 +777,8 @@ absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
   for (auto& [target, meta] : plan.metas) target->meta = meta;
   {
     // Share the source's loaded codes when it has them; else load lazily.
-    absl::ReaderMutexLock src_lock(&from->seg_mu);
-    absl::MutexLock seg_lock(&created->seg_mu);
+    std::shared_lock<std::shared_mutex> src_lock(from->seg_mu);
+    std::unique_lock<std::shared_mutex> seg_lock(created->seg_mu);
     created->visible_length = length;
     if (from->segment != nullptr) {
       TQDB_ASSIGN_OR_RETURN(created->segment, s.NewSegment());
@@ -794,7 +796,7 @@ absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
 
 absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
   State& s = *s_;
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   if (length > seq->meta.length()) {
     return absl::InvalidArgumentError(absl::StrCat("cannot truncate ", SeqName(seq_id), " to ",
@@ -811,7 +813,7 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
   for (auto& [id, child] : s.by_id) {
     if (child->meta.parent() != seq->id || child->meta.base() <= length) continue;
     TQDB_RETURN_IF_ERROR(s.Load(child.get()));
-    absl::ReaderMutexLock child_lock(&child->seg_mu);
+    std::shared_lock<std::shared_mutex> child_lock(child->seg_mu);
     const Segment& cs = *child->segment;
     // Its pages then hold [length, paged): rewrite those from length to the
     // page holding its old base (its tail is unchanged).
@@ -857,7 +859,7 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
   } else {
     // The cut page keeps its first tokens; later pages and the tail go.
     TQDB_RETURN_IF_ERROR(s.Load(seq));
-    absl::ReaderMutexLock seq_lock(&seq->seg_mu);
+    std::shared_lock<std::shared_mutex> seq_lock(seq->seg_mu);
     const uint64_t first = std::max<uint64_t>(length / P * P, sm.base());
     uint64_t delete_from = length / P;
     if (first < length) {
@@ -880,7 +882,7 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("truncating ", SeqName(seq_id))));
   for (auto& [target, meta] : plan.metas) target->meta = meta;
   for (uint64_t id : plan.erased) s.by_id.erase(id);
-  absl::MutexLock seg_lock(&seq->seg_mu);
+  std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
   if (seq->segment != nullptr) {
     for (int f = 0; f < s.families; ++f) {
       seq->segment->keys[f]->Truncate(length);
@@ -930,7 +932,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
                                                        absl::Span<const float> queries,
                                                        const KvScoreOptions& options) {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   size_t group;
   TQDB_RETURN_IF_ERROR(s.CheckQueries(layer, queries, options.scale, &group));
@@ -967,7 +969,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
                                                         absl::Span<const float> queries,
                                                         const KvAttendOptions& options) {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   size_t group;
   TQDB_RETURN_IF_ERROR(s.CheckQueries(layer, queries, options.scale, &group));
@@ -1000,7 +1002,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
 absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
                                 std::vector<float>* keys, std::vector<float>* values) {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   const size_t d = s.config.head_dim;
   return s.WithSegment(seq, [&](const Segment& segment, uint64_t length) {
@@ -1026,15 +1028,15 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
 
 absl::StatusOr<uint64_t> KvCollection::Length(uint64_t seq_id) {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
-  absl::ReaderMutexLock seg_lock(&seq->seg_mu);
+  std::shared_lock<std::shared_mutex> seg_lock(seq->seg_mu);
   return seq->visible_length;
 }
 
 std::vector<uint64_t> KvCollection::Sequences() {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   std::vector<uint64_t> ids;
   if (!s.unavailable.ok()) return ids;
   for (const auto& [id, seq] : s.by_user) ids.push_back(id);
@@ -1043,12 +1045,12 @@ std::vector<uint64_t> KvCollection::Sequences() {
 
 absl::StatusOr<KvStats> KvCollection::Stats() {
   State& s = *s_;
-  absl::ReaderMutexLock lock(&s.mu);
+  std::shared_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
   KvStats stats;
   stats.sequences = s.by_user.size();
   for (const auto& [id, seq] : s.by_id) {
-    absl::ReaderMutexLock seg_lock(&seq->seg_mu);
+    std::shared_lock<std::shared_mutex> seg_lock(seq->seg_mu);
     if (!seq->meta.dropped()) stats.tokens += seq->visible_length;
     stats.stored_tokens += seq->visible_length - std::min(seq->visible_length, seq->meta.base());
     if (seq->segment != nullptr) stats.memory_bytes += seq->segment->MemoryBytes();
@@ -1068,12 +1070,12 @@ absl::StatusOr<KvStats> KvCollection::Stats() {
 
 void KvCollection::Close(const absl::Status& why) {
   State& s = *s_;
-  absl::MutexLock lock(&s.mu);
+  std::unique_lock<std::shared_mutex> lock(s.mu);
   if (!s.unavailable.ok()) return;
   s.unavailable = why;
   for (auto& [id, seq] : s.by_id) {
     s.engine->lru().Forget(reinterpret_cast<uintptr_t>(seq.get()));
-    absl::MutexLock seg_lock(&seq->seg_mu);
+    std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
     seq->segment.reset();
   }
   s.by_user.clear();

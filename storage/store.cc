@@ -1,5 +1,7 @@
 #include "storage/store.h"
 
+#include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +21,7 @@ Store::Store(std::unique_ptr<internal::Engine> engine) : engine_(std::move(engin
 
 Store::~Store() {
   const absl::Status closed = absl::FailedPreconditionError("the store is closed");
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   for (auto& [name, c] : kv_) c->Close(closed);
   for (auto& [name, c] : embedding_) c->Close(closed);
 }
@@ -52,7 +54,7 @@ absl::Status Store::LoadCatalog() {
                        ReadBigEndian32(version.data()), " > ", kCatalogVersion, ")"));
     }
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), engine_->catalog()));
   for (it->Seek("C"); it->Valid() && it->key().starts_with("C"); it->Next()) {
     const std::string name = it->key().ToString().substr(1);
@@ -89,7 +91,7 @@ absl::Status Store::LoadCatalog() {
 absl::StatusOr<std::shared_ptr<KvCollection>> Store::CreateKvCollection(
     const std::string& name, const KvCollectionConfig& config) {
   TQDB_RETURN_IF_ERROR(ValidateCollectionName(name));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (kv_.count(name) || embedding_.count(name)) {
     return absl::AlreadyExistsError(absl::StrCat("collection '", name, "' already exists"));
   }
@@ -101,7 +103,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> Store::CreateKvCollection(
 absl::StatusOr<std::shared_ptr<EmbeddingCollection>> Store::CreateEmbeddingCollection(
     const std::string& name, const EmbeddingCollectionConfig& config) {
   TQDB_RETURN_IF_ERROR(ValidateCollectionName(name));
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (kv_.count(name) || embedding_.count(name)) {
     return absl::AlreadyExistsError(absl::StrCat("collection '", name, "' already exists"));
   }
@@ -111,7 +113,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingCollection>> Store::CreateEmbeddingColle
 }
 
 absl::StatusOr<std::shared_ptr<KvCollection>> Store::GetKvCollection(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   auto it = kv_.find(name);
   if (it == kv_.end()) {
     return absl::NotFoundError(absl::StrCat("no KV collection named '", name, "'"));
@@ -121,7 +123,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> Store::GetKvCollection(const std::
 
 absl::StatusOr<std::shared_ptr<EmbeddingCollection>> Store::GetEmbeddingCollection(
     const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   auto it = embedding_.find(name);
   if (it == embedding_.end()) {
     return absl::NotFoundError(absl::StrCat("no embedding collection named '", name, "'"));
@@ -130,7 +132,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingCollection>> Store::GetEmbeddingCollecti
 }
 
 absl::Status Store::DropCollection(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   std::vector<std::string> families;
   const absl::Status dropped =
       absl::NotFoundError(absl::StrCat("collection '", name, "' was dropped"));
@@ -158,7 +160,7 @@ absl::Status Store::DropCollection(const std::string& name) {
 }
 
 std::vector<CollectionInfo> Store::ListCollections() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   std::vector<CollectionInfo> out;
   for (const auto& [name, c] : kv_) out.push_back({name, CollectionKind::kKv});
   for (const auto& [name, c] : embedding_) out.push_back({name, CollectionKind::kEmbedding});
@@ -176,7 +178,7 @@ absl::Status Store::Checkpoint(const std::string& dir) {
 }
 
 absl::Status Store::Flush(bool compact) {
-  absl::MutexLock lock(&mu_);  // no family is dropped meanwhile
+  std::unique_lock<std::shared_mutex> lock(mu_);  // no family is dropped meanwhile
   rocksdb::DB* db = engine_->db();
   std::vector<rocksdb::ColumnFamilyHandle*> handles = engine_->AllFamilies();
   TQDB_RETURN_IF_ERROR(FromRocks(db->Flush(rocksdb::FlushOptions(), handles), "flushing"));

@@ -16,13 +16,14 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "storage/embedding_collection.h"
 #include "storage/kv_collection.h"
 #include "storage/options.h"
@@ -74,7 +75,7 @@ class Store {
   absl::Status LoadCatalog();
 
   std::unique_ptr<internal::Engine> engine_;
-  absl::Mutex mu_;
+  std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<KvCollection>> kv_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<EmbeddingCollection>> embedding_ ABSL_GUARDED_BY(mu_);
 };

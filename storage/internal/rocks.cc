@@ -1,5 +1,7 @@
 #include "storage/internal/rocks.h"
 
+#include <mutex>
+#include <shared_mutex>
 #include <utility>
 #include <vector>
 
@@ -60,7 +62,7 @@ std::shared_ptr<rocksdb::MergeOperator> NewAppendOperator() {
 void MemoryLru::Touch(uintptr_t key, size_t bytes, Evict evict) {
   std::vector<Evict> victims;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::shared_mutex> lock(mu_);
     if (auto it = where_.find(key); it != where_.end()) {
       total_ -= it->second->bytes;
       order_.erase(it->second);
@@ -80,7 +82,7 @@ void MemoryLru::Touch(uintptr_t key, size_t bytes, Evict evict) {
 }
 
 void MemoryLru::Forget(uintptr_t key) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   if (auto it = where_.find(key); it != where_.end()) {
     total_ -= it->second->bytes;
     order_.erase(it->second);
@@ -89,7 +91,7 @@ void MemoryLru::Forget(uintptr_t key) {
 }
 
 size_t MemoryLru::bytes() const {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock<std::shared_mutex> lock(mu_);
   return total_;
 }
 
@@ -108,6 +110,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options
   db.paranoid_checks = true;
   // Codes are written once and read back in bulk: keep open every SST.
   db.max_open_files = -1;
+  // A KV collection has a family per layer and head (256 for a 32 × 8
+  // model): opening must not read every table's properties.
+  db.skip_stats_update_on_db_open = true;
+  db.skip_checking_sst_file_sizes_on_db_open = true;
 
   rocksdb::ColumnFamilyOptions& cf = engine->family_options_;
   // Codes are near-uniform random bytes after the rotation: block compression
@@ -135,7 +141,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options
   if (!opened.ok()) return FromRocks(opened, absl::StrCat("opening ", dir));
   engine->db_.reset(raw);
   {
-    absl::MutexLock lock(&engine->families_mu_);
+    std::unique_lock<std::shared_mutex> lock(engine->families_mu_);
     for (rocksdb::ColumnFamilyHandle* h : handles) {
       if (h->GetName() == rocksdb::kDefaultColumnFamilyName) {
         delete h;  // the DB keeps its own default handle
@@ -160,7 +166,7 @@ Engine::~Engine() {
     sync_thread_.join();
   }
   if (db_ == nullptr) return;
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   for (auto& [name, handle] : families_) db_->DestroyColumnFamilyHandle(handle);
   families_.clear();
   db_->Close();
@@ -184,13 +190,13 @@ absl::Status Engine::Write(rocksdb::WriteBatch* batch, std::string_view context)
 }
 
 rocksdb::ColumnFamilyHandle* Engine::Family(const std::string& name) {
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   auto it = families_.find(name);
   return it == families_.end() ? nullptr : it->second;
 }
 
 absl::StatusOr<rocksdb::ColumnFamilyHandle*> Engine::CreateFamily(const std::string& name) {
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   if (auto it = families_.find(name); it != families_.end()) return it->second;
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   rocksdb::Status s = db_->CreateColumnFamily(OptionsFor(name), name, &handle);
@@ -211,7 +217,7 @@ rocksdb::ColumnFamilyOptions Engine::OptionsFor(const std::string& name) const {
 }
 
 absl::Status Engine::CreateFamilies(const std::vector<std::string>& names) {
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   std::vector<std::string> missing;
   for (const std::string& name : names) {
     if (!families_.count(name)) missing.push_back(name);
@@ -226,14 +232,14 @@ absl::Status Engine::CreateFamilies(const std::vector<std::string>& names) {
 }
 
 std::vector<rocksdb::ColumnFamilyHandle*> Engine::AllFamilies() {
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   std::vector<rocksdb::ColumnFamilyHandle*> out = {db_->DefaultColumnFamily()};
   for (const auto& [name, handle] : families_) out.push_back(handle);
   return out;
 }
 
 absl::Status Engine::DropFamily(const std::string& name) {
-  absl::MutexLock lock(&families_mu_);
+  std::unique_lock<std::shared_mutex> lock(families_mu_);
   auto it = families_.find(name);
   if (it == families_.end()) return absl::OkStatus();
   rocksdb::Status s = db_->DropColumnFamily(it->second);

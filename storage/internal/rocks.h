@@ -14,15 +14,16 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "rocksdb/db.h"
 #include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
@@ -63,7 +64,7 @@ class MemoryLru {
     Evict evict;
   };
   const size_t budget_;
-  mutable absl::Mutex mu_;
+  mutable std::shared_mutex mu_;
   std::list<Entry> order_ ABSL_GUARDED_BY(mu_);  // front = most recent
   std::unordered_map<uintptr_t, std::list<Entry>::iterator> where_ ABSL_GUARDED_BY(mu_);
   size_t total_ ABSL_GUARDED_BY(mu_) = 0;
@@ -107,7 +108,7 @@ class Engine {
   rocksdb::DBOptions db_options_;
   rocksdb::ColumnFamilyOptions family_options_;
   std::unique_ptr<rocksdb::DB> db_;
-  absl::Mutex families_mu_;
+  std::shared_mutex families_mu_;
   std::unordered_map<std::string, rocksdb::ColumnFamilyHandle*> families_
       ABSL_GUARDED_BY(families_mu_);
   // kPeriodic's background WAL sync.

@@ -8,33 +8,33 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  work_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
 void ThreadPool::Loop::Work() {
+  size_t ran = 0;
   for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
     (*body)(i);
-    if (done.fetch_add(1) + 1 == n) {
-      absl::MutexLock lock(&mu);  // wakes the caller waiting on `done`
-    }
+    ++ran;
   }
+  if (ran == 0) return;
+  std::lock_guard<std::mutex> lock(mu);
+  done += ran;
+  if (done == n) finished.notify_all();
 }
 
 void ThreadPool::WorkerMain() {
   for (;;) {
     std::shared_ptr<Loop> loop;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ThreadPool* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu_) {
-            return p->stopping_ || !p->queue_.empty();
-          },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
-      loop = queue_.front();
+      loop = std::move(queue_.front());
       queue_.pop_front();
     }
     loop->Work();
@@ -48,13 +48,15 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& body) 
   loop->n = n;
   const size_t helpers = std::min(workers_.size(), n - 1);
   if (helpers > 0) {
-    absl::MutexLock lock(&mu_);
-    for (size_t h = 0; h < helpers; ++h) queue_.push_back(loop);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t h = 0; h < helpers; ++h) queue_.push_back(loop);
+    }
+    work_.notify_all();
   }
   loop->Work();
-  absl::MutexLock lock(&loop->mu);
-  loop->mu.Await(absl::Condition(
-      +[](Loop* l) { return l->done.load() == l->n; }, loop.get()));
+  std::unique_lock<std::mutex> lock(loop->mu);
+  loop->finished.wait(lock, [&] { return loop->done == n; });
 }
 
 }  // namespace tqdb::storage::internal

@@ -8,14 +8,16 @@
 #define TQDB_STORAGE_INTERNAL_THREAD_POOL_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace tqdb::storage::internal {
 
@@ -35,14 +37,18 @@ class ThreadPool {
     const std::function<void(size_t)>* body;
     size_t n;
     std::atomic<size_t> next{0};
-    std::atomic<size_t> done{0};
-    absl::Mutex mu;
-    // Runs iterations until none is left; true if it ran the last one.
+    size_t done ABSL_GUARDED_BY(mu) = 0;
+    std::mutex mu;
+    std::condition_variable finished;
+    // Runs iterations until none is left.
     void Work();
   };
   void WorkerMain();
 
-  absl::Mutex mu_;
+  // std::mutex, not absl::Mutex: Debian's abseil is not built for TSan, which
+  // would not see its synchronization.
+  std::mutex mu_;
+  std::condition_variable work_;
   std::deque<std::shared_ptr<Loop>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

@@ -75,6 +75,10 @@ std::string TailColumnFamily(std::string_view collection) {
   return absl::StrCat(std::string(collection), "/tail");
 }
 
+std::string WindowColumnFamily(std::string_view collection) {
+  return absl::StrCat(std::string(collection), "/window");
+}
+
 std::string CodesColumnFamily(std::string_view collection) {
   return absl::StrCat(std::string(collection), "/codes");
 }

@@ -6,6 +6,8 @@
 //                       when ≥ 100): pages of token records
 //   <c>/tail            KV collection c: the newest tokens of each sequence,
 //                       not yet in pages
+//   <c>/window          KV collection c with an exact window: the newest
+//                       tokens' exact keys and values
 //   <c>/codes           embedding collection c: codes by id
 //   <c>/raw             embedding collection c: raw vectors by id (keep_raw)
 //
@@ -34,6 +36,12 @@
 // (merge operator kAppendOperatorName: concatenation onto a partial page),
 // and a range delete of the moved tail keys. A page is never rewritten by an
 // append; only Truncate rewrites the page it cuts.
+//
+// KV window (exact_window > 0). <c>/window holds, under the tail's key layout
+// (<internal id><position>), the exact record of each token in
+// [window_begin, length): for every family in order, dim key values then dim
+// value values, little-endian in the collection's exact_dtype (f16, bf16 or
+// f32). Appends add the new tokens and range-delete those that left.
 //
 // Embeddings. <c>/codes: <id: 8 bytes BE> → code bytes of (x − center).
 // <c>/raw: <id> → dim little-endian fp16 or fp32 values.
@@ -73,6 +81,7 @@ bool ParseSequenceKey(std::string_view collection, std::string_view key, uint64_
 
 std::string KvColumnFamily(std::string_view collection, int layer, int head);
 std::string TailColumnFamily(std::string_view collection);
+std::string WindowColumnFamily(std::string_view collection);
 std::string CodesColumnFamily(std::string_view collection);
 std::string RawColumnFamily(std::string_view collection);
 // True if column family `cf` belongs to `collection`.

@@ -19,6 +19,7 @@
 #include "storage/catalog.pb.h"
 #include "storage/disk_format.h"
 #include "storage/internal/convert.h"
+#include "storage/internal/exact_window.h"
 #include "storage/internal/rocks.h"
 
 namespace tqdb::storage {
@@ -31,8 +32,9 @@ namespace {
 // The loaded codes of one sequence: a CodeBlocks per layer and KV head.
 struct Segment {
   std::vector<std::unique_ptr<index::CodeBlocks>> keys, values;  // [layer · heads + head]
+  std::unique_ptr<internal::ExactRows> exact;  // the exact window, if configured
   size_t MemoryBytes() const {
-    size_t bytes = 0;
+    size_t bytes = exact != nullptr ? exact->MemoryBytes() : 0;
     for (const auto& b : keys) bytes += b->MemoryBytes();
     for (const auto& b : values) bytes += b->MemoryBytes();
     return bytes;
@@ -77,6 +79,7 @@ struct KvCollection::State {
   std::vector<std::shared_ptr<const index::Codec>> key_codecs, value_codecs;  // per layer
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // per family
   rocksdb::ColumnFamilyHandle* tail = nullptr;        // newest tokens (disk_format.h)
+  rocksdb::ColumnFamilyHandle* window = nullptr;      // exact window, if configured
   size_t token_code_bytes = 0;
   size_t token_memory_bytes = 0;  // a token's share of a loaded segment
 
@@ -111,8 +114,16 @@ struct KvCollection::State {
     out->append(reinterpret_cast<const char*>(s.values[f]->Code(t)), ValueBytes(layer));
   }
 
-  absl::StatusOr<std::unique_ptr<Segment>> NewSegment() const {
+  // Elements of one token's exact window record (exact_window.h).
+  size_t WindowElements() const { return static_cast<size_t>(families) * 2 * config.head_dim; }
+
+  // An empty segment; its exact window (if any) starts at window_begin.
+  absl::StatusOr<std::unique_ptr<Segment>> NewSegment(uint64_t window_begin = 0) const {
     auto segment = std::make_unique<Segment>();
+    if (config.exact_window > 0) {
+      segment->exact =
+          std::make_unique<internal::ExactRows>(families, config.head_dim, window_begin);
+    }
     for (int f = 0; f < families; ++f) {
       const int layer = f / config.num_kv_heads;
       TQDB_ASSIGN_OR_RETURN(auto k, index::CodeBlocks::Create(key_codecs[layer]));
@@ -137,6 +148,8 @@ struct KvCollection::State {
       ABSL_SHARED_LOCKS_REQUIRED(mu);
   absl::Status ReadTail(const Seq& owner, uint64_t from, uint64_t to, Gathered* out)
       ABSL_SHARED_LOCKS_REQUIRED(mu);
+  // Fills `rows` (starting at seq's window_begin) from the window family.
+  absl::Status ReadWindow(const Seq& seq, internal::ExactRows* rows);
   // Appends to `out` the tail records (token_code_bytes each) of tokens
   // [from, to) of stored sequence `id`.
   absl::Status ReadTailRecords(uint64_t id, uint64_t from, uint64_t to, std::string* out);
@@ -230,6 +243,37 @@ absl::Status KvCollection::State::ReadTailRecords(uint64_t id, uint64_t from, ui
   return absl::OkStatus();
 }
 
+absl::Status KvCollection::State::ReadWindow(const Seq& seq, internal::ExactRows* rows) {
+  if (rows == nullptr || seq.meta.window_begin() >= seq.meta.length()) return absl::OkStatus();
+  rocksdb::ReadOptions read;
+  read.verify_checksums = true;
+  const std::string upper = TailKey(seq.id, seq.meta.length());
+  rocksdb::Slice upper_slice(upper);
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(engine->db()->NewIterator(read, window));
+  std::vector<float> record(WindowElements());
+  uint64_t next = seq.meta.window_begin();
+  for (it->Seek(TailKey(seq.id, next)); it->Valid(); it->Next(), ++next) {
+    uint64_t id, pos;
+    const rocksdb::Slice k = it->key(), v = it->value();
+    if (!ParseTailKey(std::string_view(k.data(), k.size()), &id, &pos) || id != seq.id ||
+        pos != next ||
+        !internal::DecodeWindowRecord(std::string_view(v.data(), v.size()), record.size(),
+                                      config.exact_dtype, record.data())) {
+      return absl::DataLossError(absl::StrCat("collection '", name, "': exact window of stored ",
+                                              "sequence ", seq.id, " is damaged at token ", next));
+    }
+    rows->Push(record.data());
+  }
+  TQDB_RETURN_IF_ERROR(FromRocks(it->status(), absl::StrCat("reading collection '", name, "'")));
+  if (next != seq.meta.length()) {
+    return absl::DataLossError(absl::StrCat("collection '", name, "': exact window of stored ",
+                                            "sequence ", seq.id, " ends at token ", next,
+                                            ", not ", seq.meta.length()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status KvCollection::State::ReadTail(const Seq& owner, uint64_t from, uint64_t to,
                                            Gathered* out) {
   std::string records;
@@ -295,7 +339,8 @@ absl::Status KvCollection::State::Load(Seq* seq) {
     }
     TQDB_RETURN_IF_ERROR(ReadTail(*r.owner, paged, r.to, &gathered));
   }
-  TQDB_ASSIGN_OR_RETURN(std::unique_ptr<Segment> segment, NewSegment());
+  TQDB_ASSIGN_OR_RETURN(std::unique_ptr<Segment> segment, NewSegment(seq->meta.window_begin()));
+  TQDB_RETURN_IF_ERROR(ReadWindow(*seq, segment->exact.get()));
   const size_t n = seq->meta.length();
   TQDB_RETURN_IF_ERROR(parallel([&](int f) {
     segment->keys[f]->AppendCodes(gathered.keys[f].data(), n);
@@ -366,6 +411,10 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Create(
     return absl::InvalidArgumentError(absl::StrCat("boundary_layers must be in 0…",
                                                    c.num_layers / 2, ", got ", c.boundary_layers));
   }
+  if (c.exact_dtype != DType::kF16 && c.exact_dtype != DType::kBF16 &&
+      c.exact_dtype != DType::kF32) {
+    return absl::InvalidArgumentError("exact_dtype must be f16, bf16 or f32");
+  }
   if (c.page_tokens < 1 || c.page_tokens > 65536) {
     return absl::InvalidArgumentError(
         absl::StrCat("page_tokens must be in 1…65536, got ", c.page_tokens));
@@ -383,6 +432,8 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Create(
   kv->set_boundary_layers(c.boundary_layers);
   kv->set_boundary_key_format_name(c.boundary_key_format);
   kv->set_boundary_value_format_name(c.boundary_value_format);
+  kv->set_exact_window(c.exact_window);
+  kv->set_exact_dtype(static_cast<int>(c.exact_dtype));
   for (int layer = 0; layer < c.num_layers; ++layer) {
     const bool boundary = layer < c.boundary_layers || layer >= c.num_layers - c.boundary_layers;
     TQDB_ASSIGN_OR_RETURN(
@@ -403,6 +454,7 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Create(
     }
   }
   families.push_back(TailColumnFamily(name));
+  if (c.exact_window > 0) families.push_back(WindowColumnFamily(name));
   TQDB_RETURN_IF_ERROR(engine->CreateFamilies(families));
   rocksdb::WriteBatch batch;
   batch.Put(engine->catalog(), CollectionKey(name), catalog.SerializeAsString());
@@ -436,6 +488,8 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
   c.boundary_layers = kv.boundary_layers();
   c.boundary_key_format = kv.boundary_key_format_name();
   c.boundary_value_format = kv.boundary_value_format_name();
+  c.exact_window = kv.exact_window();
+  c.exact_dtype = static_cast<DType>(kv.exact_dtype() == 0 ? 2 : kv.exact_dtype());
   if (c.num_layers < 1 || c.num_kv_heads < 1 || c.page_tokens < 1 ||
       kv.key_formats_size() != c.num_layers || kv.value_formats_size() != c.num_layers) {
     return absl::DataLossError(absl::StrCat("collection '", name, "': inconsistent catalog entry"));
@@ -476,9 +530,10 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
     }
   }
   s->tail = engine->Family(TailColumnFamily(name));
-  if (s->tail == nullptr) {
-    return absl::DataLossError(absl::StrCat("collection '", name, "': missing column family ",
-                                            TailColumnFamily(name)));
+  if (c.exact_window > 0) s->window = engine->Family(WindowColumnFamily(name));
+  if (s->tail == nullptr || (c.exact_window > 0 && s->window == nullptr)) {
+    return absl::DataLossError(
+        absl::StrCat("collection '", name, "': missing its tail or window column family"));
   }
   // Sequences.
   std::unique_lock<std::shared_mutex> lock(s->mu);
@@ -490,7 +545,8 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
     const rocksdb::Slice k = it->key(), v = it->value();
     if (!ParseSequenceKey(name, std::string_view(k.data(), k.size()), &seq->id) ||
         !seq->meta.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
-        seq->meta.base() > seq->meta.paged() || seq->meta.paged() > seq->meta.length()) {
+        seq->meta.base() > seq->meta.paged() || seq->meta.paged() > seq->meta.length() ||
+        seq->meta.window_begin() > seq->meta.length()) {
       return absl::DataLossError(absl::StrCat("collection '", name, "': unreadable sequence entry"));
     }
     {
@@ -657,9 +713,37 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
     batch.Put(s.tail, TailKey(seq->id, t), bytes_out);
   }
   if (loaded != nullptr) seq->seg_mu.unlock_shared();
+  // The exact window slides to the last exact_window tokens: the new ones
+  // that stay in it are written, those that left are range-deleted.
+  const uint64_t W = c.exact_window;
+  const uint64_t window_begin =
+      W == 0 ? end : std::max(seq->meta.window_begin(), end > W ? end - W : 0);
+  std::vector<float> window_records;  // of tokens [max(begin, window_begin), end)
+  if (W > 0) {
+    if (window_begin > seq->meta.window_begin()) {
+      batch.DeleteRange(s.window, TailKey(seq->id, seq->meta.window_begin()),
+                        TailKey(seq->id, window_begin));
+    }
+    const size_t elements = s.WindowElements();
+    for (uint64_t t = std::max(begin, window_begin); t < end; ++t) {
+      const size_t i = t - begin, at = window_records.size();
+      window_records.resize(at + elements);
+      for (int f = 0; f < s.families; ++f) {
+        float* k = &window_records[at + 2 * f * d];
+        internal::ToFloat(tokens.keys.data(), tokens.dtype, (f * n + i) * d, d, k);
+        internal::ToFloat(tokens.values.data(), tokens.dtype, (f * n + i) * d, d, k + d);
+      }
+      const std::string stored =
+          internal::EncodeWindowRecord(&window_records[at], elements, c.exact_dtype);
+      batch.Put(s.window, TailKey(seq->id, t), stored);
+      // Memory holds what disk holds.
+      internal::DecodeWindowRecord(stored, elements, c.exact_dtype, &window_records[at]);
+    }
+  }
   proto::Sequence meta = seq->meta;
   meta.set_length(end);
   meta.set_paged(boundary);
+  meta.set_window_begin(window_begin);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), meta.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id))));
   seq->meta = std::move(meta);
@@ -671,6 +755,12 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
       for (int f = 0; f < s.families; ++f) {
         seq->segment->keys[f]->AppendCodes(key_codes[f].data(), n);
         seq->segment->values[f]->AppendCodes(value_codes[f].data(), n);
+      }
+      if (internal::ExactRows* exact = seq->segment->exact.get()) {
+        exact->DropBefore(window_begin);
+        for (size_t at = 0; at < window_records.size(); at += s.WindowElements()) {
+          exact->Push(&window_records[at]);
+        }
       }
     }
     seq->visible_length = end;
@@ -693,11 +783,14 @@ void CopyCodes(const index::CodeBlocks& from, uint64_t n, index::CodeBlocks* to)
 
 // Deletes every page and tail token of stored sequence `id`.
 void DeleteAllTokens(const std::vector<rocksdb::ColumnFamilyHandle*>& handles,
-                     rocksdb::ColumnFamilyHandle* tail, uint64_t id, rocksdb::WriteBatch* batch) {
+                     rocksdb::ColumnFamilyHandle* tail, rocksdb::ColumnFamilyHandle* window,
+                     uint64_t id, rocksdb::WriteBatch* batch) {
   for (rocksdb::ColumnFamilyHandle* h : handles) {
     batch->DeleteRange(h, PageKey(id, 0), PageKey(id + 1, 0));
   }
-  batch->DeleteRange(tail, TailKey(id, 0), TailKey(id + 1, 0));
+  for (rocksdb::ColumnFamilyHandle* h : {tail, window}) {
+    if (h != nullptr) batch->DeleteRange(h, TailKey(id, 0), TailKey(id + 1, 0));
+  }
 }
 
 }  // namespace
@@ -729,7 +822,7 @@ absl::Status KvCollection::DropSequence(uint64_t seq_id) {
 
 void KvCollection::State::Collect(Seq* seq, Plan* plan, rocksdb::WriteBatch* batch) {
   batch->Delete(engine->catalog(), SequenceKey(name, seq->id));
-  DeleteAllTokens(handles, tail, seq->id, batch);
+  DeleteAllTokens(handles, tail, window, seq->id, batch);
   plan->erased.push_back(seq->id);
   const uint64_t parent_id = plan->Meta(seq).parent();
   if (parent_id == 0) return;
@@ -763,6 +856,7 @@ absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
   created->meta.set_length(length);
   created->meta.set_base(length);
   created->meta.set_paged(length);
+  created->meta.set_window_begin(length);  // a fork's window starts empty
   Plan plan;
   rocksdb::WriteBatch batch;
   if (length > 0) {
@@ -781,7 +875,7 @@ absl::Status KvCollection::Fork(uint64_t src, uint64_t dst, uint64_t length) {
     std::unique_lock<std::shared_mutex> seg_lock(created->seg_mu);
     created->visible_length = length;
     if (from->segment != nullptr) {
-      TQDB_ASSIGN_OR_RETURN(created->segment, s.NewSegment());
+      TQDB_ASSIGN_OR_RETURN(created->segment, s.NewSegment(length));
       for (int f = 0; f < s.families; ++f) {
         CopyCodes(*from->segment->keys[f], length, created->segment->keys[f].get());
         CopyCodes(*from->segment->values[f], length, created->segment->values[f].get());
@@ -839,7 +933,7 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
   proto::Sequence& sm = plan.Meta(seq);
   if (length <= sm.base()) {
     // Nothing of its own remains: it is a prefix of its parent (or empty).
-    DeleteAllTokens(s.handles, s.tail, seq->id, &batch);
+    DeleteAllTokens(s.handles, s.tail, s.window, seq->id, &batch);
     sm.set_base(length);
     sm.set_paged(length);
     if (length == 0 && sm.parent() != 0) {
@@ -877,6 +971,10 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
     batch.DeleteRange(s.tail, TailKey(seq->id, 0), TailKey(seq->id + 1, 0));
     sm.set_paged(length);
   }
+  if (s.window != nullptr) {  // a no-op after DeleteAllTokens
+    batch.DeleteRange(s.window, TailKey(seq->id, length), TailKey(seq->id + 1, 0));
+  }
+  sm.set_window_begin(std::min<uint64_t>(sm.window_begin(), length));
   sm.set_length(length);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), sm.SerializeAsString());
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("truncating ", SeqName(seq_id))));
@@ -888,6 +986,7 @@ absl::Status KvCollection::Truncate(uint64_t seq_id, uint64_t length) {
       seq->segment->keys[f]->Truncate(length);
       seq->segment->values[f]->Truncate(length);
     }
+    if (seq->segment->exact != nullptr) seq->segment->exact->TruncateTo(length);
   }
   seq->visible_length = length;
   return absl::OkStatus();
@@ -954,10 +1053,21 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
       }
       index::ScoreBlocks(keys, prepared.data(), static_cast<int>(group), b0, b1, scores.data(),
                          stride);
+      const int f = s.Family(layer, static_cast<int>(h));
+      const internal::ExactRows* exact = segment.exact.get();
+      const uint64_t exact_from = exact != nullptr ? std::max(begin, exact->begin()) : end;
       for (size_t g = 0; g < group; ++g) {
         const float* row = &scores[g * stride + (begin - b0 * 32)];
+        const float* q = &queries[(h * group + g) * d];
         float* dst = &out[(h * group + g) * n];
         for (size_t t = 0; t < n; ++t) dst[t] = options.scale * row[t];
+        // Tokens in the exact window: their exact logits replace the codes'.
+        for (uint64_t t = exact_from; t < end; ++t) {
+          const float* k = exact->Keys(f, t);
+          float dot = 0.0f;
+          for (size_t j = 0; j < d; ++j) dot += q[j] * k[j];
+          dst[t - begin] = options.scale * dot;
+        }
       }
     });
     return absl::OkStatus();
@@ -982,15 +1092,26 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
           "attention over no token: ", SeqName(seq_id), " holds ", length,
           " tokens, range [", options.begin, ", ", options.end, ")"));
     }
+    // Codes for [begin, exact_from), the exact window's rows after it, in
+    // one softmax (index::Attend's exact tail).
+    const internal::ExactRows* exact = segment.exact.get();
+    const uint64_t exact_from =
+        exact != nullptr ? std::min(end, std::max(begin, exact->begin())) : end;
     index::AttendOptions attend;
     attend.scale = options.scale;
     attend.begin = begin;
-    attend.end = end;
+    attend.end = exact_from;
     std::vector<absl::Status> status(heads);
     s.engine->pool().ParallelFor(heads, [&](size_t h) {
       const int f = s.Family(layer, static_cast<int>(h));
+      index::ExactTail tail;
+      if (exact_from < end) {
+        tail.keys = exact->Keys(f, exact_from);
+        tail.values = exact->Values(f, exact_from);
+        tail.n = end - exact_from;
+      }
       status[h] = index::Attend(*segment.keys[f], *segment.values[f],
-                                queries.subspan(h * group * d, group * d), attend, {},
+                                queries.subspan(h * group * d, group * d), attend, tail,
                                 &out[h * group * d]);
     });
     for (const absl::Status& st : status) TQDB_RETURN_IF_ERROR(st);
@@ -1014,12 +1135,20 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
     const size_t n = end - begin;
     keys->resize(s.families * n * d);
     values->resize(s.families * n * d);
+    const internal::ExactRows* exact = segment.exact.get();
     for (int f = 0; f < s.families; ++f) {
       for (size_t t = 0; t < n; ++t) {
+        float* k_out = &(*keys)[(f * n + t) * d];
+        float* v_out = &(*values)[(f * n + t) * d];
+        if (exact != nullptr && begin + t >= exact->begin()) {  // what is stored exactly
+          std::copy_n(exact->Keys(f, begin + t), d, k_out);
+          std::copy_n(exact->Values(f, begin + t), d, v_out);
+          continue;
+        }
         const index::CodeBlocks& k = *segment.keys[f];
         const index::CodeBlocks& v = *segment.values[f];
-        k.codec().Decode(k.Code(begin + t), 1, &(*keys)[(f * n + t) * d]);
-        v.codec().Decode(v.Code(begin + t), 1, &(*values)[(f * n + t) * d]);
+        k.codec().Decode(k.Code(begin + t), 1, k_out);
+        v.codec().Decode(v.Code(begin + t), 1, v_out);
       }
     }
     return absl::OkStatus();
@@ -1081,7 +1210,7 @@ void KvCollection::Close(const absl::Status& why) {
   s.by_user.clear();
   s.by_id.clear();
   s.handles.clear();
-  s.tail = nullptr;
+  s.tail = s.window = nullptr;
 }
 
 std::vector<std::string> KvCollection::FamilyNames() const {
@@ -1092,6 +1221,7 @@ std::vector<std::string> KvCollection::FamilyNames() const {
     }
   }
   names.push_back(TailColumnFamily(s_->name));
+  if (s_->config.exact_window > 0) names.push_back(WindowColumnFamily(s_->name));
   return names;
 }
 

@@ -107,7 +107,8 @@ class KvCollection {
   // Logits of H = queries.size() / head_dim query heads (row-major) against
   // the keys of `layer`: H × n floats, n = tokens in the range, out[i·n + t].
   // Computed over the codes with quantized tables (index/scan/scorer.h; the
-  // error per logit is bounded there). InvalidArgument if H is not a positive
+  // error per logit is bounded there), and exactly for tokens in the exact
+  // window (KvCollectionConfig::exact_window). InvalidArgument if H is not a positive
   // multiple of num_kv_heads, the layer is out of range or a query is not
   // finite. An empty range gives an empty result.
   absl::StatusOr<std::vector<float>> Score(uint64_t seq, int layer,
@@ -119,7 +120,8 @@ class KvCollection {
   absl::StatusOr<std::vector<float>> Attend(uint64_t seq, int layer,
                                             absl::Span<const float> queries,
                                             const KvAttendOptions& options = {});
-  // The decoded keys and values of tokens [begin, end), laid out as KvTokens
+  // The decoded keys and values of tokens [begin, end) (the exact values of
+  // tokens in the exact window), laid out as KvTokens
   // ([layer][kv head][token][head_dim] floats). InvalidArgument if the range
   // is not within [0, length].
   absl::Status Read(uint64_t seq, uint64_t begin, uint64_t end, std::vector<float>* keys,

@@ -75,6 +75,14 @@ struct KvCollectionConfig {
   int page_tokens = 64;
   // Seed of the codecs' rotations and codebooks. Default: 0.
   uint64_t seed = 0;
+  // The most recent exact_window tokens of every sequence are also kept
+  // exactly (as exact_dtype) and take part in Score and Attend with those
+  // values instead of their codes; Read returns them too. A fork starts with
+  // an empty window, and truncating below the window's start empties it;
+  // either refills as tokens are appended. Default: 0 (codes only).
+  uint64_t exact_window = 0;
+  // kF16, kBF16 or kF32 (bit-exact). Default: kF16.
+  DType exact_dtype = DType::kF16;
 };
 
 // What an embedding collection keeps besides codes, for exact reranking.

@@ -68,6 +68,7 @@ TEST(DiskFormatTest, TailKeyIsIdThenPositionBigEndian) {
   EXPECT_LT(TailKey(1, ~uint64_t{0}), TailKey(2, 0));
   EXPECT_LT(TailKey(5, 255), TailKey(5, 256));
   EXPECT_EQ(TailColumnFamily("c"), "c/tail");
+  EXPECT_EQ(WindowColumnFamily("c"), "c/window");
 }
 
 TEST(DiskFormatTest, IdKeyIsBigEndian) {

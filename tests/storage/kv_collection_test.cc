@@ -482,6 +482,143 @@ TEST_F(KvCollectionTest, CorruptedPagesReadAsDataLossNeverAsData) {
   EXPECT_STATUS_CODE((*kv)->Read(1, 0, 64, &k, &v), absl::StatusCode::kDataLoss);
 }
 
+// A collection whose newest `window` tokens are kept exactly (f32).
+std::shared_ptr<KvCollection> WindowCollection(Store& store, const std::string& name,
+                                               uint64_t window, DType dtype = DType::kF32) {
+  KvCollectionConfig c = SmallConfig();
+  c.exact_window = window;
+  c.exact_dtype = dtype;
+  auto kv = store.GetKvCollection(name);
+  if (!kv.ok()) kv = store.CreateKvCollection(name, c);
+  EXPECT_OK(kv.status());
+  return *kv;
+}
+
+// Checks `seq` of a windowed collection: tokens before `exact_from` read,
+// score and attend from their codes, later ones exactly (t's floats).
+void ExpectWindow(KvCollection& kv, uint64_t seq, const Tokens& t, uint64_t exact_from) {
+  SCOPED_TRACE(::testing::Message() << "exact from " << exact_from);
+  ASSERT_EQ(*kv.Length(seq), t.n);
+  std::vector<float> keys, values;
+  ASSERT_OK(kv.Read(seq, 0, t.n, &keys, &values));
+  for (int f = 0; f < kLayers * kHeads; ++f) {
+    for (size_t i = exact_from; i < t.n; ++i) {
+      ASSERT_EQ(Rows(keys, t.n, f, i, i + 1), Rows(t.keys, t.n, f, i, i + 1)) << i;
+      ASSERT_EQ(Rows(values, t.n, f, i, i + 1), Rows(t.values, t.n, f, i, i + 1)) << i;
+    }
+  }
+  const std::vector<float> q = Gaussian(kHeads * kDim, 90 + seq);
+  for (int layer = 0; layer < kLayers; ++layer) {
+    auto scores = kv.Score(seq, layer, q);
+    ASSERT_OK(scores.status());
+    auto out = kv.Attend(seq, layer, q);
+    ASSERT_OK(out.status());
+    for (int h = 0; h < kHeads; ++h) {
+      const int f = layer * kHeads + h;
+      const float* qh = &q[h * kDim];
+      for (size_t i = exact_from; i < t.n; ++i) {
+        float dot = 0.0f;
+        for (int j = 0; j < kDim; ++j) dot += qh[j] * t.keys[(f * t.n + i) * kDim + j];
+        ASSERT_EQ((*scores)[h * t.n + i], dot) << "exact logit, token " << i;
+      }
+      // Attention: the codes' part through index::Attend with the window as
+      // its exact tail, rebuilt from the same floats.
+      const std::string value_format = layer == 1 ? "tq2" : "tq4";  // SmallConfig's boundary
+      auto kb = *index::CodeBlocks::Create(
+          *index::Codec::Create(*index::ParseFormat("tq4", kDim, 0)));
+      auto vb = *index::CodeBlocks::Create(
+          *index::Codec::Create(*index::ParseFormat(value_format, kDim, 0)));
+      ASSERT_OK(kb->Append(Rows(t.keys, t.n, f, 0, t.n).data(), t.n));
+      ASSERT_OK(vb->Append(Rows(t.values, t.n, f, 0, t.n).data(), t.n));
+      const std::vector<float> tk = Rows(t.keys, t.n, f, exact_from, t.n);
+      const std::vector<float> tv = Rows(t.values, t.n, f, exact_from, t.n);
+      index::AttendOptions o;
+      o.end = exact_from;
+      std::vector<float> want(kDim);
+      ASSERT_OK(index::Attend(*kb, *vb, absl::MakeConstSpan(qh, kDim), o,
+                              {tk.data(), tv.data(), t.n - exact_from}, want.data()));
+      ASSERT_EQ(std::vector<float>(out->begin() + h * kDim, out->begin() + (h + 1) * kDim), want)
+          << "layer " << layer << " head " << h;
+    }
+  }
+}
+
+TEST_F(KvCollectionTest, ExactWindowKeepsTheNewestTokensExact) {
+  auto kv = WindowCollection(*store_, "win", 10);
+  const Tokens t = MakeTokens(60, 50);
+  ASSERT_OK(kv->CreateSequence(1));
+  EXPECT_STATUS_CODE(kv->Append(1, FloatTokens(5, {}, {})), absl::StatusCode::kInvalidArgument);
+  // 50 tokens in appends of 1 and 49: the window is [40, 50).
+  const Tokens first = Concat({&t}, {50});
+  for (auto [from, to] : {std::pair<size_t, size_t>{0, 1}, {1, 50}}) {
+    Tokens part{to - from, {}, {}};
+    for (int f = 0; f < kLayers * kHeads; ++f) {
+      for (auto [src, dst] : {std::pair{&first.keys, &part.keys}, {&first.values, &part.values}}) {
+        const std::vector<float> rows = Rows(*src, 50, f, from, to);
+        dst->insert(dst->end(), rows.begin(), rows.end());
+      }
+    }
+    ASSERT_OK(kv->Append(1, FloatTokens(part.n, part.keys, part.values)));
+  }
+  ExpectWindow(*kv, 1, first, 40);
+  ASSERT_OK(kv->Truncate(1, 45));  // the window keeps [40, 45)
+  ExpectWindow(*kv, 1, Concat({&t}, {45}), 40);
+  ASSERT_OK(kv->Truncate(1, 35));  // below the window: it restarts at 35
+  ExpectWindow(*kv, 1, Concat({&t}, {35}), 35);
+  kv.reset();
+  Reopen();
+  kv = WindowCollection(*store_, "win", 10);
+  ExpectWindow(*kv, 1, Concat({&t}, {35}), 35);
+  ASSERT_OK(kv->Fork(1, 2));  // a fork's window starts empty at the fork point
+  ExpectWindow(*kv, 2, Concat({&t}, {35}), 35);
+}
+
+TEST_F(KvCollectionTest, AWholeSequenceWindowIsPlainFloatAttention) {
+  auto kv = WindowCollection(*store_, "all", 1000);
+  const Tokens t = MakeTokens(40, 60);
+  ASSERT_OK(kv->CreateSequence(1));
+  ASSERT_OK(kv->Append(1, FloatTokens(t.n, t.keys, t.values)));
+  ExpectWindow(*kv, 1, t, 0);
+  // Against attention in double over the given floats.
+  const std::vector<float> q = Gaussian(kHeads * kDim, 61);
+  auto out = kv->Attend(1, 0, q);
+  ASSERT_OK(out.status());
+  for (int h = 0; h < kHeads; ++h) {
+    std::vector<double> logit(t.n), want(kDim, 0.0);
+    double max = -1e300, sum = 0;
+    for (size_t i = 0; i < t.n; ++i) {
+      double dot = 0;
+      for (int j = 0; j < kDim; ++j) dot += double{q[h * kDim + j]} * t.keys[(h * t.n + i) * kDim + j];
+      logit[i] = dot / std::sqrt(double{kDim});
+      max = std::max(max, logit[i]);
+    }
+    for (double& l : logit) sum += (l = std::exp(l - max));
+    for (size_t i = 0; i < t.n; ++i) {
+      for (int j = 0; j < kDim; ++j) want[j] += logit[i] / sum * t.values[(h * t.n + i) * kDim + j];
+    }
+    for (int j = 0; j < kDim; ++j) {
+      EXPECT_NEAR((*out)[h * kDim + j], want[j], 1e-5 * (1 + std::abs(want[j])));
+    }
+  }
+}
+
+TEST_F(KvCollectionTest, HalfPrecisionWindowsHoldRoundedValues) {
+  auto kv = WindowCollection(*store_, "half", 4, DType::kF16);
+  const Tokens t = MakeTokens(6, 70);
+  ASSERT_OK(kv->CreateSequence(1));
+  ASSERT_OK(kv->Append(1, FloatTokens(t.n, t.keys, t.values)));
+  std::vector<float> keys, values;
+  ASSERT_OK(kv->Read(1, 2, 6, &keys, &values));
+  for (int f = 0; f < kLayers * kHeads; ++f) {
+    for (size_t i = 2; i < 6; ++i) {
+      for (int j = 0; j < kDim; ++j) {
+        const float x = t.keys[(f * t.n + i) * kDim + j];
+        ASSERT_EQ(keys[(f * 4 + i - 2) * kDim + j], index::HalfToFloat(index::FloatToHalf(x)));
+      }
+    }
+  }
+}
+
 TEST_F(KvCollectionTest, ConcurrentAppendsAndReads) {
   constexpr int kWriters = 4, kReaders = 4, kAppends = 20;
   for (int w = 0; w < kWriters; ++w) ASSERT_OK(kv_->CreateSequence(w));

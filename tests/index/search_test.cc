@@ -273,6 +273,23 @@ TEST(SearchTest, TiesGoToTheLowerLabel) {
   EXPECT_EQ(dist[0], dist[3]);
 }
 
+TEST(SearchTest, GivenIdsAreReportedAndBreakTies) {
+  std::vector<float> x = Gaussian(40 * kDim, 7);
+  for (int copy : {3, 17, 33}) std::copy(x.begin(), x.begin() + kDim, x.begin() + copy * kDim);
+  std::vector<int64_t> ids(40);
+  for (int i = 0; i < 40; ++i) ids[i] = 1000 - 10 * i;  // descending: ties flip order
+  auto blocks = Blocks(x);
+  for (int oversample : {0, 2}) {
+    std::vector<int64_t> labels(4);
+    std::vector<float> dist(4);
+    SearchOptions o{.k = 4, .oversample = oversample};
+    o.ids = ids.data();
+    ASSERT_OK(Search(*blocks, absl::MakeConstSpan(x.data(), kDim), o, x.data(), labels.data(),
+                     dist.data()));
+    EXPECT_EQ(labels, (std::vector<int64_t>{670, 830, 970, 1000}));  // ids of 33, 17, 3, 0
+  }
+}
+
 TEST(SearchTest, CosineIgnoresQueryScale) {
   const std::vector<float> x = Gaussian(200 * kDim, 8);
   std::vector<float> q = Gaussian(kDim, 9), q3(q);

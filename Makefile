@@ -1,5 +1,6 @@
 # tqdb — the two commands of the quick start are `make run` and `make test`.
-#   make run        install missing packages, build, run the main program
+#   make run        install missing packages, build, start tqdb-server
+#                   (127.0.0.1:50051, data in ./tqdb-data; Ctrl-C stops it)
 #   make test       install missing packages, build, run every test (ctest)
 #   make test-asan  the same under ASan + UBSan (build-asan/)
 #   make test-tsan  the same under TSan (build-tsan/)
@@ -24,7 +25,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/bench/tqdb-bench codec --n 100000 --table 1 --pq 0
+	$(BUILD)/server/tqdb-server
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

@@ -1,0 +1,267 @@
+#include "server/internal/kv_service.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "server/internal/call.h"
+#include "server/internal/tensor.h"
+
+namespace tqdb::server::internal {
+namespace {
+
+namespace pb = ::tqdb::v1;
+
+// Bytes of Read's chunks when the request leaves chunk_tokens 0.
+constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
+
+// Validates one append's tensors and appends them; returns the tokens added.
+absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::AppendRequest& req) {
+  const storage::KvCollectionConfig& c = kv.config();
+  TQDB_ASSIGN_OR_RETURN(TensorView keys, ViewTensor(req.keys(), "keys"));
+  TQDB_ASSIGN_OR_RETURN(TensorView values, ViewTensor(req.values(), "values"));
+  if (keys.packed != values.packed || keys.dtype != values.dtype) {
+    return absl::InvalidArgumentError("keys and values must use the same encoding and dtype");
+  }
+  if (req.n_tokens() > keys.size) {
+    return absl::InvalidArgumentError(absl::StrCat("n_tokens=", req.n_tokens(), " but keys hold ",
+                                                   keys.size, " elements"));
+  }
+  std::array<Dim, 4> shape = {Dim{"num_layers", c.num_layers}, Dim{"num_kv_heads", c.num_kv_heads},
+                              Dim{"n_tokens", -1}, Dim{"head_dim", c.head_dim}};
+  if (req.n_tokens() > 0) shape[2].size = static_cast<int64_t>(req.n_tokens());
+  TQDB_ASSIGN_OR_RETURN(int64_t n, CheckShape(keys, "keys", shape));
+  if (req.n_tokens() > 0) n = static_cast<int64_t>(req.n_tokens());
+  shape[2].size = n;
+  TQDB_RETURN_IF_ERROR(CheckShape(values, "values", shape).status());
+  storage::KvTokens tokens;
+  if (keys.packed) {
+    tokens.n_tokens = static_cast<size_t>(n);
+    tokens.dtype = keys.dtype;
+    tokens.keys = keys.bytes;
+    tokens.values = values.bytes;
+  } else {
+    tokens = storage::FloatTokens(static_cast<size_t>(n), keys.floats, values.floats);
+  }
+  TQDB_RETURN_IF_ERROR(kv.Append(req.sequence_id(), tokens));
+  return static_cast<uint64_t>(n);
+}
+
+// Queries of Score/Attend as floats: [H, head_dim]; `heads` receives H.
+absl::StatusOr<std::vector<float>> Queries(const storage::KvCollection& kv, const pb::Tensor& t,
+                                           bool* packed, int64_t* heads) {
+  TQDB_ASSIGN_OR_RETURN(TensorView view, ViewTensor(t, "queries"));
+  const std::array<Dim, 2> shape = {Dim{"query_heads", -1}, Dim{"head_dim", kv.config().head_dim}};
+  TQDB_ASSIGN_OR_RETURN(*heads, CheckShape(view, "queries", shape));
+  *packed = view.packed;
+  return ToFloats(view, "queries");
+}
+
+absl::Status CheckScale(float scale) {
+  if (std::isfinite(scale)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("scale is not finite (", scale, ")"));
+}
+
+}  // namespace
+
+grpc::Status KvService::CreateSequence(grpc::ServerContext* ctx,
+                                       const pb::CreateSequenceRequest* req,
+                                       pb::CreateSequenceResponse* /*resp*/) {
+  Call call(ctx, *auth_, "Kv/CreateSequence", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    return kv->CreateSequence(req->sequence_id());
+  });
+}
+
+grpc::Status KvService::Append(grpc::ServerContext* ctx, const pb::AppendRequest* req,
+                               pb::AppendResponse* resp) {
+  Call call(ctx, *auth_, "Kv/Append", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, *req));
+    call.set_items(n);
+    TQDB_ASSIGN_OR_RETURN(uint64_t length, kv->Length(req->sequence_id()));
+    resp->set_appended(n);
+    resp->set_length(length);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::AppendStream(grpc::ServerContext* ctx,
+                                     grpc::ServerReader<pb::AppendRequest>* reader,
+                                     pb::AppendResponse* resp) {
+  Call call(ctx, *auth_, "Kv/AppendStream", "");
+  return call.Run([&]() -> absl::Status {
+    pb::AppendRequest req;
+    std::shared_ptr<storage::KvCollection> kv;
+    uint64_t appended = 0;
+    uint64_t length = 0;
+    while (reader->Read(&req)) {
+      TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+      if (kv == nullptr || kv->name() != req.collection()) {
+        TQDB_ASSIGN_OR_RETURN(kv, store_->GetKvCollection(req.collection()));
+        call.set_collection(req.collection());
+      }
+      TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, req));
+      appended += n;
+      call.add_items(n);
+      TQDB_ASSIGN_OR_RETURN(length, kv->Length(req.sequence_id()));
+    }
+    // Read also ends when the client cancels: never report that as success.
+    TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+    resp->set_appended(appended);
+    resp->set_length(length);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* req,
+                              pb::ScoreResponse* resp) {
+  Call call(ctx, *auth_, "Kv/Score", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    bool packed = false;
+    int64_t heads = 0;
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> queries, Queries(*kv, req->queries(), &packed, &heads));
+    TQDB_RETURN_IF_ERROR(CheckScale(req->scale()));
+    storage::KvScoreOptions options;
+    options.scale = req->scale() == 0.0f ? 1.0f : req->scale();
+    options.begin = req->begin();
+    options.end = req->has_end() ? req->end() : storage::kToEnd;
+    TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> logits,
+                          kv->Score(req->sequence_id(), req->layer(), queries, options));
+    const int64_t n = static_cast<int64_t>(logits.size()) / heads;
+    call.set_items(static_cast<uint64_t>(heads));
+    FillTensor(logits, {heads, n}, packed, resp->mutable_logits());
+    resp->set_begin(req->begin());
+    resp->set_end(req->begin() + static_cast<uint64_t>(n));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::Attend(grpc::ServerContext* ctx, const pb::AttendRequest* req,
+                               pb::AttendResponse* resp) {
+  Call call(ctx, *auth_, "Kv/Attend", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    bool packed = false;
+    int64_t heads = 0;
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> queries, Queries(*kv, req->queries(), &packed, &heads));
+    TQDB_RETURN_IF_ERROR(CheckScale(req->scale()));
+    storage::KvAttendOptions options;
+    options.scale = req->scale();
+    options.begin = req->begin();
+    options.end = req->has_end() ? req->end() : storage::kToEnd;
+    TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> out,
+                          kv->Attend(req->sequence_id(), req->layer(), queries, options));
+    call.set_items(static_cast<uint64_t>(heads));
+    FillTensor(out, {heads, kv->config().head_dim}, packed, resp->mutable_output());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::Read(grpc::ServerContext* ctx, const pb::ReadRequest* req,
+                             grpc::ServerWriter<pb::ReadChunk>* writer) {
+  Call call(ctx, *auth_, "Kv/Read", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    TQDB_ASSIGN_OR_RETURN(uint64_t length, kv->Length(req->sequence_id()));
+    const uint64_t begin = req->begin();
+    const uint64_t end = req->has_end() ? req->end() : length;
+    if (begin > end || end > length) {
+      return absl::InvalidArgumentError(absl::StrCat("range [", begin, ", ", end,
+                                                     ") is not within [0, length=", length, "]"));
+    }
+    const storage::KvCollectionConfig& c = kv->config();
+    const int64_t per_token = int64_t{c.num_layers} * c.num_kv_heads * c.head_dim;
+    uint64_t chunk = req->chunk_tokens();
+    if (chunk == 0) {
+      chunk = std::max<uint64_t>(1, kDefaultChunkBytes / (2 * sizeof(float) * per_token));
+    }
+    std::vector<float> keys;
+    std::vector<float> values;
+    pb::ReadChunk out;
+    for (uint64_t b = begin; b < end; b += chunk) {
+      TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+      const uint64_t e = std::min(end, b + chunk);
+      TQDB_RETURN_IF_ERROR(kv->Read(req->sequence_id(), b, e, &keys, &values));
+      const std::vector<int64_t> shape = {c.num_layers, c.num_kv_heads,
+                                          static_cast<int64_t>(e - b), c.head_dim};
+      out.set_begin(b);
+      out.set_end(e);
+      FillTensor(keys, shape, req->packed(), out.mutable_keys());
+      FillTensor(values, shape, req->packed(), out.mutable_values());
+      if (!writer->Write(out)) {
+        return absl::CancelledError("the client went away during Read");
+      }
+      call.add_items(e - b);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::Truncate(grpc::ServerContext* ctx, const pb::TruncateRequest* req,
+                                 pb::TruncateResponse* /*resp*/) {
+  Call call(ctx, *auth_, "Kv/Truncate", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    return kv->Truncate(req->sequence_id(), req->length());
+  });
+}
+
+grpc::Status KvService::DropSequence(grpc::ServerContext* ctx,
+                                     const pb::DropSequenceRequest* req,
+                                     pb::DropSequenceResponse* /*resp*/) {
+  Call call(ctx, *auth_, "Kv/DropSequence", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    return kv->DropSequence(req->sequence_id());
+  });
+}
+
+grpc::Status KvService::Fork(grpc::ServerContext* ctx, const pb::ForkRequest* req,
+                             pb::ForkResponse* resp) {
+  Call call(ctx, *auth_, "Kv/Fork", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    TQDB_RETURN_IF_ERROR(kv->Fork(req->source_id(), req->target_id(),
+                                  req->has_length() ? req->length() : storage::kToEnd));
+    TQDB_ASSIGN_OR_RETURN(uint64_t length, kv->Length(req->target_id()));
+    resp->set_length(length);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::GetSequence(grpc::ServerContext* ctx, const pb::GetSequenceRequest* req,
+                                    pb::GetSequenceResponse* resp) {
+  Call call(ctx, *auth_, "Kv/GetSequence", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    TQDB_ASSIGN_OR_RETURN(uint64_t length, kv->Length(req->sequence_id()));
+    resp->set_length(length);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status KvService::ListSequences(grpc::ServerContext* ctx,
+                                      const pb::ListSequencesRequest* req,
+                                      pb::ListSequencesResponse* resp) {
+  Call call(ctx, *auth_, "Kv/ListSequences", req->collection());
+  return call.Run([&]() -> absl::Status {
+    TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
+    std::vector<uint64_t> ids = kv->Sequences();
+    resp->mutable_sequence_ids()->Assign(ids.begin(), ids.end());
+    call.set_items(ids.size());
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace tqdb::server::internal

@@ -1,0 +1,178 @@
+#include "server/internal/tensor.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "index/codec/fp16.h"
+
+namespace tqdb::server::internal {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "Tensor.data is little-endian; a big-endian host needs byte swaps");
+
+std::string ShapeString(absl::Span<const Dim> dims) {
+  std::vector<std::string> parts;
+  for (const Dim& d : dims) {
+    parts.push_back(d.size < 0 ? std::string(d.name) : absl::StrCat(d.name, "=", d.size));
+  }
+  return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
+}
+
+float ElementAt(const TensorView& view, size_t i) {
+  if (!view.packed) return view.floats[i];
+  const uint8_t* p = view.bytes.data();
+  switch (view.dtype) {
+    case storage::DType::kF32: {
+      float f;
+      std::memcpy(&f, p + 4 * i, 4);
+      return f;
+    }
+    case storage::DType::kF16: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return index::HalfToFloat(h);
+    }
+    case storage::DType::kBF16: {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      return std::bit_cast<float>(uint32_t{h} << 16);
+    }
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
+absl::StatusOr<TensorView> ViewTensor(const tqdb::v1::Tensor& tensor, absl::string_view what) {
+  TensorView view;
+  if (!tensor.data().empty() && tensor.values_size() > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": set either values or data, not both"));
+  }
+  if (!tensor.data().empty()) {
+    view.packed = true;
+    switch (tensor.dtype()) {
+      case tqdb::v1::DTYPE_F32:
+        view.dtype = storage::DType::kF32;
+        break;
+      case tqdb::v1::DTYPE_F16:
+        view.dtype = storage::DType::kF16;
+        break;
+      case tqdb::v1::DTYPE_BF16:
+        view.dtype = storage::DType::kBF16;
+        break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": data needs dtype DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
+    }
+    const size_t element = storage::DTypeBytes(view.dtype);
+    if (tensor.data().size() % element != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": ", tensor.data().size(),
+                                                     " bytes of data is not a whole number of ",
+                                                     element, "-byte elements"));
+    }
+    view.size = tensor.data().size() / element;
+    view.bytes = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(tensor.data().data()),
+                                     tensor.data().size());
+  } else {
+    view.size = static_cast<size_t>(tensor.values_size());
+    view.floats = absl::MakeConstSpan(tensor.values().data(), view.size);
+  }
+  view.shape.assign(tensor.shape().begin(), tensor.shape().end());
+  if (!view.shape.empty()) {
+    int64_t product = 1;
+    for (int64_t d : view.shape) {
+      if (d < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, ": negative dimension in shape [", absl::StrJoin(view.shape, ", "), "]"));
+      }
+      product *= d;
+    }
+    if (product != static_cast<int64_t>(view.size)) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": shape [",
+                                                     absl::StrJoin(view.shape, ", "), "] is ",
+                                                     product, " elements, got ", view.size));
+    }
+  }
+  return view;
+}
+
+absl::StatusOr<int64_t> CheckShape(const TensorView& view, absl::string_view what,
+                                   absl::Span<const Dim> expected) {
+  int64_t fixed = 1;
+  int free_dim = -1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (expected[i].size < 0) {
+      free_dim = static_cast<int>(i);
+    } else {
+      fixed *= expected[i].size;
+    }
+  }
+  const int64_t n = static_cast<int64_t>(view.size);
+  int64_t free_size = 1;
+  bool ok;
+  if (free_dim >= 0) {
+    ok = fixed > 0 && n > 0 && n % fixed == 0;
+    if (ok) free_size = n / fixed;
+  } else {
+    ok = n == fixed;
+  }
+  if (ok && !view.shape.empty()) {
+    // Compare from the last dimension; extra leading dimensions of the
+    // expectation must be 1 (omitted).
+    std::vector<int64_t> want;
+    for (const Dim& d : expected) want.push_back(d.size < 0 ? free_size : d.size);
+    const size_t given = view.shape.size();
+    if (given > want.size()) {
+      ok = false;
+    } else {
+      const size_t skip = want.size() - given;
+      for (size_t i = 0; i < skip; ++i) ok = ok && want[i] == 1;
+      for (size_t i = 0; i < given; ++i) ok = ok && view.shape[i] == want[skip + i];
+    }
+  }
+  if (!ok) {
+    std::string got = view.shape.empty()
+                          ? absl::StrCat(view.size, " elements")
+                          : absl::StrCat("shape [", absl::StrJoin(view.shape, ", "), "] (",
+                                         view.size, " elements)");
+    std::string want = free_dim >= 0
+                           ? absl::StrCat("a positive multiple of ", fixed, " elements")
+                           : absl::StrCat(fixed, " elements");
+    return absl::InvalidArgumentError(absl::StrCat(what, ": expected shape ",
+                                                   ShapeString(expected), " (", want,
+                                                   "), got ", got));
+  }
+  return free_size;
+}
+
+absl::StatusOr<std::vector<float>> ToFloats(const TensorView& view, absl::string_view what) {
+  std::vector<float> out(view.size);
+  for (size_t i = 0; i < view.size; ++i) {
+    out[i] = ElementAt(view, i);
+    if (!std::isfinite(out[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": element ", i, " is not finite (", out[i], ")"));
+    }
+  }
+  return out;
+}
+
+void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,
+                tqdb::v1::Tensor* out) {
+  out->Clear();
+  if (packed) {
+    out->set_dtype(tqdb::v1::DTYPE_F32);
+    out->set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  } else {
+    out->mutable_values()->Assign(values.begin(), values.end());
+  }
+  out->mutable_shape()->Assign(shape.begin(), shape.end());
+}
+
+}  // namespace tqdb::server::internal

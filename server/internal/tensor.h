@@ -1,0 +1,64 @@
+// Request tensors (tqdb.v1.Tensor) to store inputs and store outputs to
+// response tensors: validation of dtype, size, shape and finiteness, and the
+// f16/bf16 -> f32 conversion of queries.
+//
+// Thread-safety: pure functions; a TensorView borrows its proto's storage
+// and is valid while the proto is.
+#ifndef TQDB_SERVER_INTERNAL_TENSOR_H_
+#define TQDB_SERVER_INTERNAL_TENSOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "storage/options.h"
+#include "tqdb/v1/tqdb.pb.h"
+
+namespace tqdb::server::internal {
+
+// The elements of a request tensor, in place.
+struct TensorView {
+  bool packed = false;  // elements came as `data` (else as `values`)
+  storage::DType dtype = storage::DType::kF32;
+  size_t size = 0;                  // elements
+  absl::Span<const float> floats;   // !packed
+  absl::Span<const uint8_t> bytes;  // packed: size * DTypeBytes(dtype) bytes
+  std::vector<int64_t> shape;       // as given (may be empty)
+};
+
+// One expected dimension: a name for messages and a size (-1: any, > 0).
+struct Dim {
+  absl::string_view name;
+  int64_t size;
+};
+
+// Checks `tensor` (named `what` in messages) and views it. InvalidArgument if
+// both values and data are set, data is set without a valid dtype or with a
+// size not a multiple of the element size, or the given shape's product is
+// not the element count.
+absl::StatusOr<TensorView> ViewTensor(const tqdb::v1::Tensor& tensor, absl::string_view what);
+
+// Checks the view against `expected` (at most one dimension -1) and returns
+// the size of the -1 dimension (or 1 if none). InvalidArgument, naming the
+// expected shape, if the element count is not the expected product (a
+// positive multiple for a -1 dimension), or a given shape differs from it.
+// A given shape may omit leading dimensions of size 1.
+absl::StatusOr<int64_t> CheckShape(const TensorView& view, absl::string_view what,
+                                   absl::Span<const Dim> expected);
+
+// The elements as floats. InvalidArgument if one is NaN or infinite.
+absl::StatusOr<std::vector<float>> ToFloats(const TensorView& view, absl::string_view what);
+
+// Fills `out` with `values` and `shape`: as f32 bytes when `packed`, else as
+// repeated floats.
+void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,
+                tqdb::v1::Tensor* out);
+
+}  // namespace tqdb::server::internal
+
+#endif  // TQDB_SERVER_INTERNAL_TENSOR_H_

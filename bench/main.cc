@@ -2,6 +2,7 @@
 //   codec   encode/decode speed and distortion of every format, FAISS beside
 //   scan    fast-scan scoring speed and recall, FAISS indexes, memory bandwidth
 //   store   the durable store: append rate, footprint, reopen, query latency
+//   recall  recall of every format on a real vector set, FAISS baselines beside
 #include <malloc.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@ namespace tqdb::bench {
 int RunCodec(int argc, char** argv);
 int RunScan(int argc, char** argv);
 int RunStore(int argc, char** argv);
+int RunRecall(int argc, char** argv);
 }
 
 int main(int argc, char** argv) {
@@ -24,6 +26,7 @@ int main(int argc, char** argv) {
   if (suite == "codec") return tqdb::bench::RunCodec(argc - 2, argv + 2);
   if (suite == "scan") return tqdb::bench::RunScan(argc - 2, argv + 2);
   if (suite == "store") return tqdb::bench::RunStore(argc - 2, argv + 2);
+  if (suite == "recall") return tqdb::bench::RunRecall(argc - 2, argv + 2);
   std::fprintf(stderr,
                "usage: tqdb-bench SUITE [flags]\n"
                "  codec [--n N] [--d D] [--threads T] [--formats a,b,…] [--faiss 0|1] "
@@ -32,6 +35,8 @@ int main(int argc, char** argv) {
                "        [--attend 0|1] [--tokens N] [--dataset DIR]\n"
                "  store [--layers L] [--heads H] [--d D] [--key_format F] [--value_format F]\n"
                "        [--seconds S] [--footprint_tokens N] [--tokens N] [--reps R] [--dir DIR]\n"
-               "        [--parts append,footprint,queries]\n");
+               "        [--parts append,footprint,queries]\n"
+               "  recall --dataset DIR [--metric ip|l2|cosine] [--formats a,b,…] [--queries Q]\n"
+               "        [--center 0|1] [--faiss 0|1]\n");
   return suite.empty() || suite == "--help" ? 0 : 2;
 }

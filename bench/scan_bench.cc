@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "bench/bench_util.h"
+#include "bench/recall_util.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexPQ.h"
 #include "faiss/IndexPQFastScan.h"
@@ -68,18 +69,11 @@ struct Recall {
   double r10_at_10 = 0, r1_at_10 = 0;
 };
 
-Recall Score(const std::vector<std::vector<int64_t>>& found, const std::vector<int64_t>& gt) {
-  Recall r;
-  for (size_t q = 0; q < found.size(); ++q) {
-    const int64_t* g = &gt[q * kK];
-    int hits = 0;
-    for (int64_t id : found[q]) hits += std::count(g, g + kK, id) > 0;
-    r.r10_at_10 += hits / double{kK};
-    r.r1_at_10 += std::count(found[q].begin(), found[q].end(), g[0]) > 0;
-  }
-  r.r10_at_10 /= found.size();
-  r.r1_at_10 /= found.size();
-  return r;
+// labels: nq × kK results; gt: nq × kK true ids (recall_util.h).
+Recall Score(const int64_t* labels, const std::vector<int64_t>& gt) {
+  const size_t nq = gt.size() / kK;
+  return {.r10_at_10 = IntersectionRecall(labels, kK, gt.data(), kK, nq, kK),
+          .r1_at_10 = NearestRecall(labels, kK, gt.data(), kK, nq, kK)};
 }
 
 void PrintLine(const std::string& system, const std::string& format, const std::string& dataset,
@@ -141,9 +135,7 @@ void BenchTqdb(const std::string& name, const std::string& dataset,
       (void)index::Search(*blocks, absl::MakeConstSpan(queries.data(), n_eval * d),
                           {.k = kK, .oversample = oversample}, base.data(), labels.data(),
                           dist.data());
-      std::vector<std::vector<int64_t>> found(n_eval);
-      for (size_t q = 0; q < n_eval; ++q) found[q].assign(&labels[q * kK], &labels[q * kK] + kK);
-      PrintLine("tqdb", name, dataset, d, n, nq, threads, keys_per_s, Score(found, gt),
+      PrintLine("tqdb", name, dataset, d, n, nq, threads, keys_per_s, Score(labels.data(), gt),
                 oversample);
     }
   }
@@ -166,10 +158,8 @@ void BenchFaiss(const std::string& name, const std::string& dataset, faiss::Inde
         index->search(batch, &queries[q0 * d], kK, &dist[q0 * kK], &labels[q0 * kK]);
       }
     });
-    std::vector<std::vector<int64_t>> found(n_eval);
-    for (size_t q = 0; q < n_eval; ++q) found[q].assign(&labels[q * kK], &labels[q * kK] + kK);
     PrintLine("faiss", name, dataset, d, n, nq, threads,
-              n * (n_eval / static_cast<double>(nq)) / seconds, Score(found, gt), 0);
+              n * (n_eval / static_cast<double>(nq)) / seconds, Score(labels.data(), gt), 0);
   }
 }
 
@@ -252,43 +242,33 @@ int RunScan(int argc, char** argv) {
   int d = static_cast<int>(flags.Int("d", 128));
   size_t n_eval = static_cast<size_t>(flags.Int("queries", 64));
   if (!dir.empty()) {
-    auto b = io::ReadFvecs(dir + "/base.fvecs");
-    auto q = io::ReadFvecs(dir + "/query.fvecs", n_eval);
-    auto gt = io::ReadIvecs(dir + "/gt_ip.ivecs", n_eval);
-    for (const absl::Status& s : {b.status(), q.status(), gt.status()}) {
-      if (!s.ok()) {
-        std::fprintf(stderr, "tqdb-bench scan: %s\n", std::string(s.message()).c_str());
-        return 1;
-      }
+    absl::StatusOr<EvalSet> set = LoadEvalSet(dir, "ip", n_eval);
+    if (set.ok() && set->gt_k < kK) {
+      set = absl::InvalidArgumentError(dir + ": no gt_ip.ivecs with >= 10 neighbours per query");
     }
-    dataset = dir.substr(dir.find_last_of('/') + 1);
-    d = b->dim;
-    base = std::move(b->data);
-    queries = std::move(q->data);
-    n_eval = q->n;
-    for (size_t i = 0; i < n_eval; ++i) gt64.insert(gt64.end(), gt->row(i), gt->row(i) + kK);
+    if (!set.ok()) {
+      std::fprintf(stderr, "tqdb-bench scan: %s\n", std::string(set.status().message()).c_str());
+      return 1;
+    }
+    dataset = set->name;
+    d = set->d;
+    n_eval = set->nq;
+    for (size_t i = 0; i < n_eval; ++i) {
+      gt64.insert(gt64.end(), &set->gt[i * set->gt_k], &set->gt[i * set->gt_k] + kK);
+    }
+    base = std::move(set->base);
+    queries = std::move(set->queries);
   } else {
     const size_t n = static_cast<size_t>(flags.Int("n", 1000000));
     base = RandomUnitVectors(n, d, 1);
     queries = RandomUnitVectors(n_eval, d, 2);
-    faiss::IndexFlatIP flat(d);
-    flat.add(static_cast<faiss::Index::idx_t>(n), base.data());
-    std::vector<float> gt_dist(n_eval * kK);
-    std::vector<faiss::Index::idx_t> gt(n_eval * kK);
-    flat.search(static_cast<faiss::Index::idx_t>(n_eval), queries.data(), kK, gt_dist.data(),
-                gt.data());
-    gt64.assign(gt.begin(), gt.end());
+    gt64 = ExactTopK(base, queries, d, kK, /*l2=*/false);
   }
 
   // --center 1: CodeBlocks centered on mean(base) (code_blocks.h).
   std::vector<float> center;
   if (flags.Int("center", 0) != 0) {
-    const size_t n = base.size() / d;
-    std::vector<double> mean(d, 0.0);
-    for (size_t i = 0; i < n; ++i) {
-      for (int j = 0; j < d; ++j) mean[j] += base[i * d + j] / n;
-    }
-    center.assign(mean.begin(), mean.end());
+    center = MeanRow(base, d);
     dataset += "-centered";
   }
 

@@ -10,11 +10,20 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-// Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define TQDB_RETURN_IF_ERROR(expr)                        \
-  do {                                                    \
-    ::absl::Status tqdb_status_ = (expr);                 \
-    if (!tqdb_status_.ok()) return tqdb_status_;          \
+namespace tqdb::status_internal {
+inline const ::absl::Status& AsStatus(const ::absl::Status& s) { return s; }
+template <typename T>
+const ::absl::Status& AsStatus(const ::absl::StatusOr<T>& s) {
+  return s.status();
+}
+}  // namespace tqdb::status_internal
+
+// Returns from the enclosing function if `expr` (an absl::Status, or an
+// absl::StatusOr whose value is not needed) is not OK.
+#define TQDB_RETURN_IF_ERROR(expr)                                              \
+  do {                                                                          \
+    ::absl::Status tqdb_status_ = ::tqdb::status_internal::AsStatus((expr));    \
+    if (!tqdb_status_.ok()) return tqdb_status_;                                \
   } while (false)
 
 #define TQDB_STATUS_CONCAT_INNER_(a, b) a##b

@@ -611,7 +611,7 @@ absl::Status KvCollection::CreateSequence(uint64_t seq) {
   return absl::OkStatus();
 }
 
-absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
+absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   State& s = *s_;
   const KvCollectionConfig& c = s.config;
   std::shared_lock<std::shared_mutex> lock(s.mu);
@@ -768,7 +768,7 @@ absl::Status KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
   // The LRU weight, estimated per token: exact sizes would walk every
   // CodeBlocks' chunks on every append.
   if (in_memory) s.Touch(seq, end * s.token_memory_bytes);
-  return absl::OkStatus();
+  return end;
 }
 
 namespace {
@@ -1043,7 +1043,12 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
     out.assign(heads * group * n, 0.0f);
     if (n == 0) return absl::OkStatus();
     const size_t b0 = begin / 32, b1 = (end + 31) / 32, stride = (b1 - b0) * 32;
+    std::vector<absl::Status> status(heads);
     s.engine->pool().ParallelFor(heads, [&](size_t h) {
+      if (options.cancelled && options.cancelled()) {
+        status[h] = absl::CancelledError("Score cancelled");
+        return;
+      }
       std::vector<index::PreparedQuery> prepared(group);
       std::vector<float> scores(group * stride);
       const index::CodeBlocks& keys = *segment.keys[s.Family(layer, static_cast<int>(h))];
@@ -1070,6 +1075,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
         }
       }
     });
+    for (const absl::Status& st : status) TQDB_RETURN_IF_ERROR(st);
     return absl::OkStatus();
   }));
   return out;
@@ -1103,6 +1109,10 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
     attend.end = exact_from;
     std::vector<absl::Status> status(heads);
     s.engine->pool().ParallelFor(heads, [&](size_t h) {
+      if (options.cancelled && options.cancelled()) {
+        status[h] = absl::CancelledError("Attend cancelled");
+        return;
+      }
       const int f = s.Family(layer, static_cast<int>(h));
       index::ExactTail tail;
       if (exact_from < end) {

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -62,6 +63,9 @@ inline constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
 struct KvScoreOptions {
   // Multiplies every logit. Default: 1 (plain ⟨q, k̂⟩).
   float scale = 1.0f;
+  // Polled before each KV head's work; true stops the call with Cancelled
+  // (a server's deadline or client cancellation). Default: none.
+  std::function<bool()> cancelled;
   // Tokens [begin, min(end, length)). Default: all.
   uint64_t begin = 0;
   uint64_t end = kToEnd;
@@ -70,6 +74,8 @@ struct KvScoreOptions {
 struct KvAttendOptions {
   // Logit scale. Default: 0, meaning 1/√head_dim.
   float scale = 0.0f;
+  // As KvScoreOptions::cancelled. Default: none.
+  std::function<bool()> cancelled;
   // Tokens [begin, min(end, length)). Default: all.
   uint64_t begin = 0;
   uint64_t end = kToEnd;
@@ -99,10 +105,11 @@ class KvCollection {
 
   // AlreadyExists if `seq` exists.
   absl::Status CreateSequence(uint64_t seq);
-  // Appends tokens at the end of `seq`. InvalidArgument, writing nothing, on
-  // n_tokens = 0, spans of the wrong size (the message names the expected
-  // shape), or a value that is not finite; NotFound for an unknown sequence.
-  absl::Status Append(uint64_t seq, const KvTokens& tokens);
+  // Appends tokens at the end of `seq`; returns its length after them.
+  // InvalidArgument, writing nothing, on n_tokens = 0, spans of the wrong
+  // size (the message names the expected shape), or a value that is not
+  // finite; NotFound for an unknown sequence.
+  absl::StatusOr<uint64_t> Append(uint64_t seq, const KvTokens& tokens);
 
   // Logits of H = queries.size() / head_dim query heads (row-major) against
   // the keys of `layer`: H × n floats, n = tokens in the range, out[i·n + t].

@@ -169,6 +169,13 @@ std::vector<CollectionInfo> Store::ListCollections() {
   return out;
 }
 
+absl::StatusOr<CollectionInfo> Store::GetCollectionInfo(const std::string& name) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (kv_.count(name)) return CollectionInfo{name, CollectionKind::kKv};
+  if (embedding_.count(name)) return CollectionInfo{name, CollectionKind::kEmbedding};
+  return absl::NotFoundError(absl::StrCat("no collection named '", name, "'"));
+}
+
 absl::Status Store::Checkpoint(const std::string& dir) {
   rocksdb::Checkpoint* raw = nullptr;
   TQDB_RETURN_IF_ERROR(

@@ -62,6 +62,8 @@ class Store {
   absl::Status DropCollection(const std::string& name);
   // Every collection, by name.
   std::vector<CollectionInfo> ListCollections();
+  // One collection's kind; NotFound if there is none of that name.
+  absl::StatusOr<CollectionInfo> GetCollectionInfo(const std::string& name);
 
   // Writes a consistent copy of the store into `dir`, which must not exist
   // (RocksDB checkpoint: hard links where possible). Open it like any store.

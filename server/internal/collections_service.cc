@@ -130,8 +130,8 @@ pb::CollectionKind KindToProto(storage::CollectionKind kind) {
 
 absl::Status CollectionsService::Describe(const std::string& name,
                                           pb::CollectionDescription* out) {
-  for (const storage::CollectionInfo& info : store_->ListCollections()) {
-    if (info.name != name) continue;
+  {
+    TQDB_ASSIGN_OR_RETURN(const storage::CollectionInfo info, store_->GetCollectionInfo(name));
     out->set_name(name);
     out->set_kind(KindToProto(info.kind));
     if (info.kind == storage::CollectionKind::kKv) {
@@ -147,7 +147,6 @@ absl::Status CollectionsService::Describe(const std::string& name,
     }
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("no collection named '", name, "'"));
 }
 
 grpc::Status CollectionsService::CreateCollection(grpc::ServerContext* ctx,

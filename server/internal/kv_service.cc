@@ -20,8 +20,10 @@ namespace pb = ::tqdb::v1;
 // Bytes of Read's chunks when the request leaves chunk_tokens 0.
 constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
 
-// Validates one append's tensors and appends them; returns the tokens added.
-absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::AppendRequest& req) {
+// Validates one append's tensors and appends them; returns the tokens added
+// and sets *length to the sequence's length after them.
+absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::AppendRequest& req,
+                                      uint64_t* length) {
   const storage::KvCollectionConfig& c = kv.config();
   TQDB_ASSIGN_OR_RETURN(TensorView keys, ViewTensor(req.keys(), "keys"));
   TQDB_ASSIGN_OR_RETURN(TensorView values, ViewTensor(req.values(), "values"));
@@ -48,7 +50,7 @@ absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::Appen
   } else {
     tokens = storage::FloatTokens(static_cast<size_t>(n), keys.floats, values.floats);
   }
-  TQDB_RETURN_IF_ERROR(kv.Append(req.sequence_id(), tokens));
+  TQDB_ASSIGN_OR_RETURN(*length, kv.Append(req.sequence_id(), tokens));
   return static_cast<uint64_t>(n);
 }
 
@@ -84,9 +86,9 @@ grpc::Status KvService::Append(grpc::ServerContext* ctx, const pb::AppendRequest
   Call call(ctx, *auth_, "Kv/Append", req->collection());
   return call.Run([&]() -> absl::Status {
     TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
-    TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, *req));
+    uint64_t length = 0;
+    TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, *req, &length));
     call.set_items(n);
-    TQDB_ASSIGN_OR_RETURN(uint64_t length, kv->Length(req->sequence_id()));
     resp->set_appended(n);
     resp->set_length(length);
     return absl::OkStatus();
@@ -108,10 +110,9 @@ grpc::Status KvService::AppendStream(grpc::ServerContext* ctx,
         TQDB_ASSIGN_OR_RETURN(kv, store_->GetKvCollection(req.collection()));
         call.set_collection(req.collection());
       }
-      TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, req));
+      TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, req, &length));
       appended += n;
       call.add_items(n);
-      TQDB_ASSIGN_OR_RETURN(length, kv->Length(req.sequence_id()));
     }
     // Read also ends when the client cancels: never report that as success.
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
@@ -134,9 +135,12 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     options.scale = req->scale() == 0.0f ? 1.0f : req->scale();
     options.begin = req->begin();
     options.end = req->has_end() ? req->end() : storage::kToEnd;
+    options.cancelled = [ctx] { return ctx->IsCancelled(); };
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
-    TQDB_ASSIGN_OR_RETURN(std::vector<float> logits,
-                          kv->Score(req->sequence_id(), req->layer(), queries, options));
+    absl::StatusOr<std::vector<float>> scored =
+        kv->Score(req->sequence_id(), req->layer(), queries, options);
+    if (absl::IsCancelled(scored.status())) return call.CheckCancelled();  // deadline or client
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> logits, std::move(scored));
     const int64_t n = static_cast<int64_t>(logits.size()) / heads;
     call.set_items(static_cast<uint64_t>(heads));
     FillTensor(logits, {heads, n}, packed, resp->mutable_logits());
@@ -159,9 +163,12 @@ grpc::Status KvService::Attend(grpc::ServerContext* ctx, const pb::AttendRequest
     options.scale = req->scale();
     options.begin = req->begin();
     options.end = req->has_end() ? req->end() : storage::kToEnd;
+    options.cancelled = [ctx] { return ctx->IsCancelled(); };
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
-    TQDB_ASSIGN_OR_RETURN(std::vector<float> out,
-                          kv->Attend(req->sequence_id(), req->layer(), queries, options));
+    absl::StatusOr<std::vector<float>> attended =
+        kv->Attend(req->sequence_id(), req->layer(), queries, options);
+    if (absl::IsCancelled(attended.status())) return call.CheckCancelled();
+    TQDB_ASSIGN_OR_RETURN(std::vector<float> out, std::move(attended));
     call.set_items(static_cast<uint64_t>(heads));
     FillTensor(out, {heads, kv->config().head_dim}, packed, resp->mutable_output());
     return absl::OkStatus();

@@ -34,7 +34,7 @@ namespace tqdb::storage::crash {
       s = (*kv)->Truncate(seq, after);
     } else {
       auto [keys, values] = Tokens(seq, *length, n);
-      s = (*kv)->Append(seq, FloatTokens(n, keys, values));
+      s = (*kv)->Append(seq, FloatTokens(n, keys, values)).status();
     }
     if (!s.ok()) _exit(14);
     Record ack{1, seq, after};

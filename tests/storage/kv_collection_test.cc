@@ -211,6 +211,22 @@ TEST_F(KvCollectionTest, AppendsReadScoreAndAttendLikeTheIndexLibrary) {
   ExpectHolds(7, t);
 }
 
+TEST_F(KvCollectionTest, AppendReturnsTheLengthAndCancelledCallsStop) {
+  const Tokens t = MakeTokens(7, 80);
+  ASSERT_OK(kv_->CreateSequence(1));
+  EXPECT_EQ(*kv_->Append(1, FloatTokens(t.n, t.keys, t.values)), 7u);
+  EXPECT_EQ(*kv_->Append(1, FloatTokens(t.n, t.keys, t.values)), 14u);
+  const std::vector<float> q = Gaussian(kHeads * kDim, 81);
+  KvScoreOptions score;
+  score.cancelled = [] { return true; };
+  EXPECT_STATUS_CODE(kv_->Score(1, 0, q, score).status(), absl::StatusCode::kCancelled);
+  KvAttendOptions attend;
+  attend.cancelled = [] { return true; };
+  EXPECT_STATUS_CODE(kv_->Attend(1, 0, q, attend).status(), absl::StatusCode::kCancelled);
+  attend.cancelled = [] { return false; };
+  EXPECT_OK(kv_->Attend(1, 0, q, attend).status());
+}
+
 TEST_F(KvCollectionTest, ScoreRangeAndScaleSelectTokens) {
   const Tokens t = MakeTokens(80, 2);
   ASSERT_OK(kv_->CreateSequence(1));
@@ -382,14 +398,14 @@ TEST_F(KvCollectionTest, BadInputIsRejectedAndChangesNothing) {
   EXPECT_STATUS_CODE(kv_->Append(1, FloatTokens(0, {}, {})), absl::StatusCode::kInvalidArgument);
   EXPECT_STATUS_CODE(kv_->Append(1, FloatTokens(5, t.keys, t.values)),
                      absl::StatusCode::kInvalidArgument);
-  const absl::Status shape = kv_->Append(1, FloatTokens(3, t.keys, t.values));
+  const absl::Status shape = kv_->Append(1, FloatTokens(3, t.keys, t.values)).status();
   EXPECT_STATUS_CODE(shape, absl::StatusCode::kInvalidArgument);
   EXPECT_NE(shape.message().find("[layers=3][kv_heads=2][tokens=3][head_dim=64]"),
             std::string::npos) << shape;
   for (float bad : {NAN, INFINITY}) {
     Tokens b = t;
     b.values[kDim * 5 + 1] = bad;
-    const absl::Status s = kv_->Append(1, FloatTokens(b.n, b.keys, b.values));
+    const absl::Status s = kv_->Append(1, FloatTokens(b.n, b.keys, b.values)).status();
     EXPECT_STATUS_CODE(s, absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find("value of layer 0 head 1 token 1 coordinate 1"), std::string::npos)
         << s;

@@ -166,40 +166,16 @@ void StoreKvCache::AttendDecoded(int layer, const float* q, float* out) {
 }
 
 absl::Status StoreKvCache::AttendStore(int layer, const float* q, float* out) {
-  const int d = shape_.head_dim, group = shape_.num_heads / shape_.num_kv_heads;
-  const size_t kv = static_cast<size_t>(shape_.num_kv_heads) * d;
-  const float* cur_k = &pending_k_[layer * kv];
-  const float* cur_v = &pending_v_[layer * kv];
-  if (length_ == 0) {  // only the current token: its value, with weight 1
-    for (int i = 0; i < shape_.num_heads; ++i) std::copy_n(cur_v + (i / group) * d, d, out + i * d);
-    return absl::OkStatus();
-  }
-  const absl::Span<const float> queries(q, static_cast<size_t>(shape_.num_heads) * d);
+  const size_t kv = static_cast<size_t>(shape_.num_kv_heads) * shape_.head_dim;
   storage::KvAttendOptions attend;
   attend.scale = scale_;
-  TQDB_ASSIGN_OR_RETURN(const std::vector<float> stored,
+  attend.tail_tokens = 1;  // the current token, [kv head][1][head_dim]
+  attend.tail_keys = absl::MakeConstSpan(&pending_k_[layer * kv], kv);
+  attend.tail_values = absl::MakeConstSpan(&pending_v_[layer * kv], kv);
+  const absl::Span<const float> queries(q, static_cast<size_t>(shape_.num_heads) * shape_.head_dim);
+  TQDB_ASSIGN_OR_RETURN(const std::vector<float> attended,
                         collection_->Attend(seq_, layer, queries, attend));
-  storage::KvScoreOptions score;
-  score.scale = scale_;
-  TQDB_ASSIGN_OR_RETURN(const std::vector<float> logits,
-                        collection_->Score(seq_, layer, queries, score));
-  const size_t n = logits.size() / shape_.num_heads;
-  for (int i = 0; i < shape_.num_heads; ++i) {
-    const int h = i / group;
-    const float* qi = q + i * d;
-    float cur = 0.0f;
-    for (int j = 0; j < d; ++j) cur += qi[j] * cur_k[h * d + j];
-    cur *= scale_;
-    const float* row = &logits[i * n];
-    const float max = std::max(cur, *std::max_element(row, row + n));
-    float z = 0.0f;
-    for (size_t t = 0; t < n; ++t) z += std::exp(row[t] - max);
-    const float w = std::exp(cur - max);
-    const float inv = 1.0f / (z + w);
-    for (int j = 0; j < d; ++j) {
-      out[i * d + j] = (z * stored[i * d + j] + w * cur_v[h * d + j]) * inv;
-    }
-  }
+  std::copy(attended.begin(), attended.end(), out);
   return absl::OkStatus();
 }
 

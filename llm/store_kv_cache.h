@@ -7,18 +7,11 @@
 // takes every layer of a token at once), so its contribution is merged in
 // exactly. Two ways to attend, by StoreAttention:
 //
-//  kStore (default): the store answers. Attend gives
-//    o_s = Σ_t e^{a_t} v̂_t / Z_s over the stored tokens (a_t = scale·q·k̂_t,
-//    exact float logits over the codes), and Score gives the stored logits,
-//    from which Z_s = Σ_t e^{a_t − m} is summed here. With the current
-//    token's exact logit a_c and value v_c:
-//        out = (Z_s · o_s + e^{a_c − m} · v_c) / (Z_s + e^{a_c − m}),
-//    m = max(max_t a_t, a_c). This is softmax attention over stored ∪ current
-//    except that Z_s comes from Score, whose logits over codes use uint8
-//    lookup tables (index/scan/scorer.h bounds the error per logit, ε): the
-//    current token's weight is off by a factor within e^{±ε}. Over exact
-//    window tokens Score is exact and so is the merge (up to float rounding).
-//    Nothing but one token's K/V lives in this process.
+//  kStore (default): the store answers, in one call per layer: Attend over
+//    the stored tokens with the current token as its exact tail
+//    (KvAttendOptions::tail_*), one softmax over both (float logits over the
+//    codes, exact ones over the exact window and the tail). Nothing but one
+//    token's K/V lives in this process.
 //  kDecoded: every committed token is read back once (KvCollection::Read,
 //    the values Attend would decode) into an in-process float mirror, and
 //    attention is computed here exactly over the mirror plus the current
@@ -26,14 +19,6 @@
 //    an fp32 cache. For measuring the codecs alone, free of scoring-table
 //    rounding.
 //
-// Measured on stories260K (15,536 tokens): kStore and kDecoded differ by
-// under 0.01 in mean NLL at every format, far less than the formats differ.
-//
-// An exact tail in the store's Attend would make kStore exact with one call
-// and no Score: KvAttendOptions gaining
-//   absl::Span<const float> tail_keys, tail_values;  // [kv head][n][head_dim]
-//   size_t tail_tokens = 0;
-// (index::Attend already merges an ExactTail into its online softmax).
 //
 // Thread-safety: not thread-safe (kv_cache.h); the collection may be shared
 // with other caches on other sequences.

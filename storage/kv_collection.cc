@@ -8,6 +8,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -1090,10 +1091,22 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
   size_t group;
   TQDB_RETURN_IF_ERROR(s.CheckQueries(layer, queries, options.scale, &group));
   const size_t d = s.config.head_dim, heads = s.config.num_kv_heads;
+  const size_t tail_floats = heads * options.tail_tokens * d;
+  if (options.tail_keys.size() != tail_floats || options.tail_values.size() != tail_floats) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the exact tail holds ", options.tail_keys.size(), " key and ",
+        options.tail_values.size(), " value floats; expected [kv_heads=", heads, "][tokens=",
+        options.tail_tokens, "][head_dim=", d, "] = ", tail_floats));
+  }
+  for (absl::Span<const float> side : {options.tail_keys, options.tail_values}) {
+    for (float v : side) {
+      if (!std::isfinite(v)) return absl::InvalidArgumentError("the exact tail is not finite");
+    }
+  }
   std::vector<float> out(queries.size());
   TQDB_RETURN_IF_ERROR(s.WithSegment(seq, [&](const Segment& segment, uint64_t length) {
     const auto [begin, end] = Clamp(options.begin, options.end, length);
-    if (begin == end) {
+    if (begin == end && options.tail_tokens == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "attention over no token: ", SeqName(seq_id), " holds ", length,
           " tokens, range [", options.begin, ", ", options.end, ")"));
@@ -1119,6 +1132,18 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
         tail.keys = exact->Keys(f, exact_from);
         tail.values = exact->Values(f, exact_from);
         tail.n = end - exact_from;
+      }
+      std::vector<float> joined_keys, joined_values;  // window rows, then the caller's
+      if (options.tail_tokens > 0) {
+        const size_t extra = options.tail_tokens * d;
+        for (auto [rows, given, joined] :
+             {std::tuple{tail.keys, options.tail_keys.data(), &joined_keys},
+              std::tuple{tail.values, options.tail_values.data(), &joined_values}}) {
+          joined->reserve(tail.n * d + extra);
+          if (tail.n > 0) joined->assign(rows, rows + tail.n * d);
+          joined->insert(joined->end(), given + h * extra, given + (h + 1) * extra);
+        }
+        tail = {joined_keys.data(), joined_values.data(), tail.n + options.tail_tokens};
       }
       status[h] = index::Attend(*segment.keys[f], *segment.values[f],
                                 queries.subspan(h * group * d, group * d), attend, tail,

@@ -79,6 +79,13 @@ struct KvAttendOptions {
   // Tokens [begin, min(end, length)). Default: all.
   uint64_t begin = 0;
   uint64_t end = kToEnd;
+  // Tokens not appended (yet), attended exactly after the range in the same
+  // softmax: tail_tokens keys and values of this layer, each laid out
+  // [kv head][token][head_dim] floats. A decoder attends over the stored
+  // context plus the token being decoded this way. Default: none.
+  size_t tail_tokens = 0;
+  absl::Span<const float> tail_keys;
+  absl::Span<const float> tail_values;
 };
 
 struct KvStats {
@@ -121,9 +128,10 @@ class KvCollection {
   absl::StatusOr<std::vector<float>> Score(uint64_t seq, int layer,
                                            absl::Span<const float> queries,
                                            const KvScoreOptions& options = {});
-  // softmax(scale · q·K̂ᵀ)·V̂ for H query heads over the range: H × head_dim
-  // floats (index/scan/attend.h). Errors as for Score, and InvalidArgument
-  // for an empty range.
+  // softmax(scale · q·K̂ᵀ)·V̂ for H query heads over the range and the
+  // options' exact tail: H × head_dim floats (index/scan/attend.h). Errors as
+  // for Score, and InvalidArgument for no token at all or a tail of the wrong
+  // size or not finite.
   absl::StatusOr<std::vector<float>> Attend(uint64_t seq, int layer,
                                             absl::Span<const float> queries,
                                             const KvAttendOptions& options = {});

@@ -618,6 +618,45 @@ TEST_F(KvCollectionTest, AWholeSequenceWindowIsPlainFloatAttention) {
   }
 }
 
+TEST_F(KvCollectionTest, AnExactTailAttendsLikeAppendedExactTokens) {
+  // Attending with tokens given as a tail equals attending after appending
+  // them into a whole-sequence f32 window.
+  auto kv = WindowCollection(*store_, "tailed", 1000);
+  const Tokens t = MakeTokens(30, 100);
+  ASSERT_OK(kv->CreateSequence(1));
+  ASSERT_OK(kv->CreateSequence(2));
+  const Tokens head = Concat({&t}, {27});
+  ASSERT_OK(kv->Append(1, FloatTokens(head.n, head.keys, head.values)));
+  ASSERT_OK(kv->Append(2, FloatTokens(t.n, t.keys, t.values)));
+  const std::vector<float> q = Gaussian(kHeads * 2 * kDim, 101);
+  for (int layer = 0; layer < kLayers; ++layer) {
+    std::vector<float> tail_keys, tail_values;  // layer's [head][3 tokens][dim]
+    for (int h = 0; h < kHeads; ++h) {
+      const int f = layer * kHeads + h;
+      for (auto [src, dst] : {std::pair{&t.keys, &tail_keys}, {&t.values, &tail_values}}) {
+        const std::vector<float> rows = Rows(*src, t.n, f, 27, 30);
+        dst->insert(dst->end(), rows.begin(), rows.end());
+      }
+    }
+    KvAttendOptions o;
+    o.tail_tokens = 3;
+    o.tail_keys = tail_keys;
+    o.tail_values = tail_values;
+    auto with_tail = kv->Attend(1, layer, q, o);
+    ASSERT_OK(with_tail.status());
+    auto appended = kv->Attend(2, layer, q);
+    ASSERT_OK(appended.status());
+    EXPECT_EQ(*with_tail, *appended) << "layer " << layer;
+    o.begin = o.end = 27;  // the tail alone
+    EXPECT_OK(kv->Attend(1, layer, q, o).status());
+  }
+  KvAttendOptions bad;
+  bad.tail_tokens = 2;
+  bad.tail_keys = absl::MakeConstSpan(t.keys).subspan(0, kHeads * 2 * kDim);
+  bad.tail_values = absl::MakeConstSpan(t.values).subspan(0, kHeads * 2 * kDim - 1);
+  EXPECT_STATUS_CODE(kv->Attend(1, 0, q, bad).status(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(KvCollectionTest, HalfPrecisionWindowsHoldRoundedValues) {
   auto kv = WindowCollection(*store_, "half", 4, DType::kF16);
   const Tokens t = MakeTokens(6, 70);

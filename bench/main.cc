@@ -3,6 +3,8 @@
 //   scan    fast-scan scoring speed and recall, FAISS indexes, memory bandwidth
 //   store   the durable store: append rate, footprint, reopen, query latency
 //   recall  recall of every format on a real vector set, FAISS baselines beside
+//   grpc    tqdb-server end to end over loopback: append rate, Score/Attend
+//           latency, search QPS and recall (starts its own server)
 #include <malloc.h>
 
 #include <cstdio>
@@ -14,6 +16,7 @@ int RunCodec(int argc, char** argv);
 int RunScan(int argc, char** argv);
 int RunStore(int argc, char** argv);
 int RunRecall(int argc, char** argv);
+int RunGrpc(int argc, char** argv);
 }
 
 int main(int argc, char** argv) {
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
   if (suite == "scan") return tqdb::bench::RunScan(argc - 2, argv + 2);
   if (suite == "store") return tqdb::bench::RunStore(argc - 2, argv + 2);
   if (suite == "recall") return tqdb::bench::RunRecall(argc - 2, argv + 2);
+  if (suite == "grpc") return tqdb::bench::RunGrpc(argc - 2, argv + 2);
   std::fprintf(stderr,
                "usage: tqdb-bench SUITE [flags]\n"
                "  codec [--n N] [--d D] [--threads T] [--formats a,b,…] [--faiss 0|1] "
@@ -37,6 +41,9 @@ int main(int argc, char** argv) {
                "        [--seconds S] [--footprint_tokens N] [--tokens N] [--reps R] [--dir DIR]\n"
                "        [--parts append,footprint,queries]\n"
                "  recall --dataset DIR [--metric ip|l2|cosine] [--formats a,b,…] [--queries Q]\n"
-               "        [--center 0|1] [--faiss 0|1]\n");
+               "        [--center 0|1] [--faiss 0|1]\n"
+               "  grpc  [--parts append,queries,search] [--append_tokens N] [--tokens_per_message M]\n"
+               "        [--tokens N] [--reps R] [--data DIR] [--sets a,b] [--rerank R] [--server BIN]\n"
+               "        [--dir DIR]\n");
   return suite.empty() || suite == "--help" ? 0 : 2;
 }

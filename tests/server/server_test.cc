@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "client/client.h"
+#include "client/server_process.h"
 #include "common/testing.h"
 #include "gtest/gtest.h"
 #include "index/codec/fp16.h"
-#include "tests/server/server_process.h"
 #include "tqdb/v1/tqdb.grpc.pb.h"
 
 namespace tqdb {
@@ -26,7 +26,7 @@ namespace {
 using client::Client;
 using client::ClientOptions;
 using client::Encoding;
-using testing::ServerProcess;
+using client::ServerProcess;
 
 constexpr int kLayers = 2;
 constexpr int kKvHeads = 2;

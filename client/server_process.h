@@ -1,9 +1,10 @@
-// A real tqdb-server child process for end-to-end tests: fork + exec of the
-// built binary on 127.0.0.1:0, port read from its "listening on" line.
+// ServerProcess: a tqdb-server child process, for end-to-end tests and the
+// gRPC benchmark: fork + exec of the built binary on 127.0.0.1:0, the port
+// read from its "listening on HOST:PORT" line. POSIX only; no gRPC.
 //
-// Thread-safety: one test thread.
-#ifndef TQDB_TESTS_SERVER_SERVER_PROCESS_H_
-#define TQDB_TESTS_SERVER_SERVER_PROCESS_H_
+// Thread-safety: one object per thread (Start and Kill are not synchronized).
+#ifndef TQDB_CLIENT_SERVER_PROCESS_H_
+#define TQDB_CLIENT_SERVER_PROCESS_H_
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,7 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace tqdb::testing {
+namespace tqdb::client {
 
 class ServerProcess {
  public:
@@ -29,7 +30,8 @@ class ServerProcess {
   ~ServerProcess() { Kill(SIGKILL); }
 
   // Starts `binary` with `args` (plus --listen 127.0.0.1:0); its stderr goes
-  // to `log_path`. Returns once it printed its port (or exited: Internal).
+  // to `log_path` (appended). Returns once it printed its port; Internal if
+  // it exited first or printed something else (the process is killed).
   absl::Status Start(const std::string& binary, std::vector<std::string> args,
                      const std::string& log_path) {
     int out[2];
@@ -87,6 +89,6 @@ class ServerProcess {
   int port_ = 0;
 };
 
-}  // namespace tqdb::testing
+}  // namespace tqdb::client
 
-#endif  // TQDB_TESTS_SERVER_SERVER_PROCESS_H_
+#endif  // TQDB_CLIENT_SERVER_PROCESS_H_

@@ -5,13 +5,15 @@
 #   make test-asan  the same under ASan + UBSan (build-asan/)
 #   make test-tsan  the same under TSan (build-tsan/)
 #   make bench      build and run the benchmarks (JSON lines on stdout)
+#   make eval       the fidelity report on ../shared/data: docs/eval/results.jsonl,
+#                   results.md and plots (scripts/eval.py; ~10 minutes, not in test)
 
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 GENERATOR = $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST_ARGS ?=
 
-.PHONY: all deps build run test test-asan test-tsan bench clean
+.PHONY: all deps build run test test-asan test-tsan bench eval clean
 
 all: build
 
@@ -44,6 +46,9 @@ bench: build
 	$(BUILD)/bench/tqdb-bench codec
 	$(BUILD)/bench/tqdb-bench scan
 	$(BUILD)/bench/tqdb-bench store
+
+eval: build
+	/usr/bin/python3 scripts/eval.py --build $(BUILD)
 
 clean:
 	rm -rf build build-asan build-tsan

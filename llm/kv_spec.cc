@@ -62,7 +62,8 @@ std::string KvSpec::Name() const {
   std::string name = exact ? "fp32" : PairName(key_format, value_format);
   if (!exact && boundary_layers > 0) {
     absl::StrAppend(&name, "+b", boundary_layers, ":",
-                    PairName(boundary_key_format, boundary_value_format));
+                    exact_boundary ? std::string("fp32")
+                                   : PairName(boundary_key_format, boundary_value_format));
   }
   if (!exact && window > 0) {
     const char* dtype = window_dtype == storage::DType::kF32    ? ":f32"
@@ -86,6 +87,10 @@ storage::KvCollectionConfig CollectionConfig(const KvSpec& spec, const KvShape& 
   c.key_format = spec.key_format;
   c.value_format = spec.value_format;
   c.boundary_layers = spec.boundary_layers;
+  if (spec.exact_boundary) {
+    c.num_layers = shape.num_layers - 2 * spec.boundary_layers;
+    c.boundary_layers = 0;
+  }
   c.boundary_key_format = spec.boundary_key_format;
   c.boundary_value_format = spec.boundary_value_format;
   c.exact_window = spec.window;

@@ -34,6 +34,10 @@ struct KvSpec {
   // Defaults: "tq4" (K4V4).
   std::string boundary_key_format = "tq4";
   std::string boundary_value_format = "tq4";
+  // The boundary layers are kept exactly in process memory instead
+  // (split_kv_cache.h); the boundary formats are then unused and the store
+  // holds only the middle layers. Default: false.
+  bool exact_boundary = false;
   // The most recent `window` tokens are kept exactly as window_dtype
   // (KvCollectionConfig::exact_window). Default: 0.
   uint64_t window = 0;
@@ -56,7 +60,9 @@ absl::Status ParseFormatPair(std::string_view text, std::string* key_format,
 
 // The store collection that holds caches of `shape` as `spec` says. An exact
 // spec keeps codes too (tq4) but every position of the context in the exact
-// window as float32, so Score and Attend never read the codes.
+// window as float32, so Score and Attend never read the codes. With
+// exact_boundary, the collection has the middle layers only
+// (MiddleShape(shape, boundary_layers), split_kv_cache.h).
 storage::KvCollectionConfig CollectionConfig(const KvSpec& spec, const KvShape& shape);
 
 }  // namespace tqdb::llm

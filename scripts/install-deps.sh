@@ -8,7 +8,7 @@ packages=(
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   librocksdb-dev libfaiss-dev libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  python3-grpcio python3-numpy python3-pytest
+  python3-grpcio python3-numpy python3-pytest python3-matplotlib
 )
 
 missing=()

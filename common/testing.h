@@ -26,6 +26,15 @@ inline std::string DataDir() {
   return std::filesystem::is_directory(dir) ? dir : std::string();
 }
 
+// A new, empty directory under the test temp dir, unique to this call even
+// when tests run in parallel processes; `prefix` names it for humans. The
+// caller removes it.
+inline std::string UniqueTempDir(const std::string& prefix) {
+  std::string pattern = ::testing::TempDir() + prefix + "_XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) return std::string();
+  return pattern;
+}
+
 inline ::testing::AssertionResult IsOk(const absl::Status& s) {
   if (s.ok()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "expected OK, got " << s;

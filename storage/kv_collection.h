@@ -116,7 +116,10 @@ class KvCollection {
   // InvalidArgument, writing nothing, on n_tokens = 0, spans of the wrong
   // size (the message names the expected shape), or a value that is not
   // finite; NotFound for an unknown sequence.
-  absl::StatusOr<uint64_t> Append(uint64_t seq, const KvTokens& tokens);
+  // With defer_sync, the write reaches the WAL (it survives a killed process)
+  // but is not fsynced even under SyncPolicy::kEveryWrite: a caller
+  // acknowledging many appends at once calls Store::Sync() before that.
+  absl::StatusOr<uint64_t> Append(uint64_t seq, const KvTokens& tokens, bool defer_sync = false);
 
   // Logits of H = queries.size() / head_dim query heads (row-major) against
   // the keys of `layer`: H × n floats, n = tokens in the range, out[i·n + t].

@@ -38,7 +38,8 @@ absl::Status KvCollection::CreateSequence(uint64_t seq) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& tokens) {
+absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& tokens,
+                                              bool defer_sync) {
   State& s = *s_;
   const KvCollectionConfig& c = s.config;
   std::shared_lock<std::shared_mutex> lock(s.mu);
@@ -172,7 +173,8 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
   meta.set_paged(boundary);
   meta.set_window_begin(window_begin);
   batch.Put(s.engine->catalog(), SequenceKey(s.name, seq->id), meta.SerializeAsString());
-  TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id))));
+  TQDB_RETURN_IF_ERROR(
+      s.engine->Write(&batch, absl::StrCat("appending to ", SeqName(seq_id)), !defer_sync));
   seq->meta = std::move(meta);
   bool in_memory;
   {

@@ -184,6 +184,8 @@ absl::Status Store::Checkpoint(const std::string& dir) {
   return FromRocks(checkpoint->CreateCheckpoint(dir), absl::StrCat("checkpoint to ", dir));
 }
 
+absl::Status Store::Sync() { return engine_->SyncWal(); }
+
 absl::Status Store::Flush(bool compact) {
   std::unique_lock<std::shared_mutex> lock(mu_);  // no family is dropped meanwhile
   rocksdb::DB* db = engine_->db();

@@ -71,6 +71,9 @@ class Store {
   // Flushes every memtable to SST files, then (compact = true) compacts every
   // family fully: for measuring bytes on disk, and after bulk deletes.
   absl::Status Flush(bool compact = false);
+  // fsyncs the WAL: every write made before it (including deferred-sync
+  // appends) survives a power loss.
+  absl::Status Sync();
 
  private:
   explicit Store(std::unique_ptr<internal::Engine> engine);

@@ -21,9 +21,10 @@ namespace pb = ::tqdb::v1;
 constexpr size_t kDefaultChunkBytes = size_t{1} << 20;
 
 // Validates one append's tensors and appends them; returns the tokens added
-// and sets *length to the sequence's length after them.
+// and sets *length to the sequence's length after them. defer_sync: see
+// KvCollection::Append (the stream syncs once before it acknowledges).
 absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::AppendRequest& req,
-                                      uint64_t* length) {
+                                      uint64_t* length, bool defer_sync = false) {
   const storage::KvCollectionConfig& c = kv.config();
   TQDB_ASSIGN_OR_RETURN(TensorView keys, ViewTensor(req.keys(), "keys"));
   TQDB_ASSIGN_OR_RETURN(TensorView values, ViewTensor(req.values(), "values"));
@@ -50,7 +51,7 @@ absl::StatusOr<uint64_t> AppendTokens(storage::KvCollection& kv, const pb::Appen
   } else {
     tokens = storage::FloatTokens(static_cast<size_t>(n), keys.floats, values.floats);
   }
-  TQDB_ASSIGN_OR_RETURN(*length, kv.Append(req.sequence_id(), tokens));
+  TQDB_ASSIGN_OR_RETURN(*length, kv.Append(req.sequence_id(), tokens, defer_sync));
   return static_cast<uint64_t>(n);
 }
 
@@ -110,12 +111,14 @@ grpc::Status KvService::AppendStream(grpc::ServerContext* ctx,
         TQDB_ASSIGN_OR_RETURN(kv, store_->GetKvCollection(req.collection()));
         call.set_collection(req.collection());
       }
-      TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, req, &length));
+      // The stream is acknowledged once, at its end: one fsync for all of it.
+      TQDB_ASSIGN_OR_RETURN(uint64_t n, AppendTokens(*kv, req, &length, /*defer_sync=*/true));
       appended += n;
       call.add_items(n);
     }
     // Read also ends when the client cancels: never report that as success.
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
+    TQDB_RETURN_IF_ERROR(store_->Sync());
     resp->set_appended(appended);
     resp->set_length(length);
     return absl::OkStatus();

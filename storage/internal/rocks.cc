@@ -183,11 +183,13 @@ void Engine::SyncLoop() {
   }
 }
 
-absl::Status Engine::Write(rocksdb::WriteBatch* batch, std::string_view context) {
+absl::Status Engine::Write(rocksdb::WriteBatch* batch, std::string_view context, bool sync) {
   rocksdb::WriteOptions write;
-  write.sync = options_.sync == SyncPolicy::kEveryWrite;
+  write.sync = sync && options_.sync == SyncPolicy::kEveryWrite;
   return FromRocks(db_->Write(write, batch), context);
 }
+
+absl::Status Engine::SyncWal() { return FromRocks(db_->SyncWAL(), "syncing the WAL"); }
 
 rocksdb::ColumnFamilyHandle* Engine::Family(const std::string& name) {
   std::unique_lock<std::shared_mutex> lock(families_mu_);

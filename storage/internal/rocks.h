@@ -83,8 +83,11 @@ class Engine {
   MemoryLru& lru() { return lru_; }
   ThreadPool& pool() { return *pool_; }
 
-  // Writes a batch with the store's sync policy.
-  absl::Status Write(rocksdb::WriteBatch* batch, std::string_view context);
+  // Writes a batch with the store's sync policy; sync = false writes it to
+  // the WAL without an fsync even under kEveryWrite (the caller syncs later).
+  absl::Status Write(rocksdb::WriteBatch* batch, std::string_view context, bool sync = true);
+  // fsyncs the WAL: every write before it is durable.
+  absl::Status SyncWal();
 
   // The handle of an existing family (nullptr if none), and creation / drop.
   rocksdb::ColumnFamilyHandle* Family(const std::string& name);

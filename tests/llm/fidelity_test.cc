@@ -203,8 +203,8 @@ TEST_F(FidelityTest, SplitCacheWithAnExactMiddleIsTheExactCache) {
 }
 
 TEST_F(FidelityTest, SplitCacheOverTheStoreKeepsBoundaryLayersExact) {
-  const std::string dir = ::testing::TempDir() + "/tqdb_llm_fidelity_test";
-  std::filesystem::remove_all(dir);
+  const std::string dir = tqdb::testing::UniqueTempDir("tqdb_llm_fidelity_test");
+  ASSERT_FALSE(dir.empty());
   {
     storage::StoreOptions options;
     options.sync = storage::SyncPolicy::kNone;

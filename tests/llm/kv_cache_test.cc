@@ -35,8 +35,8 @@ class KvCacheTest : public ::testing::Test {
     std::uniform_int_distribution<int> token(0, SmallConfig().vocab_size - 1);
     // 80 tokens: past the store's 64-token pages.
     for (int i = 0; i < 80; ++i) tokens_.push_back(token(rng));
-    dir_ = ::testing::TempDir() + "/tqdb_llm_kv_cache_test";
-    std::filesystem::remove_all(dir_);
+    dir_ = tqdb::testing::UniqueTempDir("tqdb_llm_kv_cache_test");
+    ASSERT_FALSE(dir_.empty());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

@@ -77,8 +77,8 @@ TEST_F(StoriesTest, GreedyContinuationAtFp32) {
 }
 
 TEST_F(StoriesTest, GreedyContinuationInTheStoreAtFp32) {
-  const std::string dir = ::testing::TempDir() + "/tqdb_llm_stories_fp32";
-  std::filesystem::remove_all(dir);
+  const std::string dir = tqdb::testing::UniqueTempDir("tqdb_llm_stories_fp32");
+  ASSERT_FALSE(dir.empty());
   {
     storage::StoreOptions options;
     options.sync = storage::SyncPolicy::kNone;

@@ -227,6 +227,25 @@ TEST_F(KvCollectionTest, AppendReturnsTheLengthAndCancelledCallsStop) {
   EXPECT_OK(kv_->Attend(1, 0, q, attend).status());
 }
 
+TEST_F(KvCollectionTest, DeferredSyncAppendsAreDurableAfterSync) {
+  const Tokens t = MakeTokens(20, 85);
+  ASSERT_OK(kv_->CreateSequence(1));
+  for (size_t i = 0; i < t.n; i += 5) {
+    const Tokens part = Concat({&t}, {i + 5});
+    Tokens last{5, {}, {}};
+    for (int f = 0; f < kLayers * kHeads; ++f) {
+      for (auto [src, dst] : {std::pair{&part.keys, &last.keys}, {&part.values, &last.values}}) {
+        const std::vector<float> rows = Rows(*src, part.n, f, i, i + 5);
+        dst->insert(dst->end(), rows.begin(), rows.end());
+      }
+    }
+    EXPECT_EQ(*kv_->Append(1, FloatTokens(5, last.keys, last.values), /*defer_sync=*/true), i + 5);
+  }
+  ASSERT_OK(store_->Sync());
+  Reopen();
+  ExpectHolds(1, t);
+}
+
 TEST_F(KvCollectionTest, ScoreRangeAndScaleSelectTokens) {
   const Tokens t = MakeTokens(80, 2);
   ASSERT_OK(kv_->CreateSequence(1));

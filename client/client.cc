@@ -336,17 +336,29 @@ std::unique_ptr<AppendStream> Client::OpenAppendStream() {
                                             impl_->options.encoding);
 }
 
+namespace {
+
+// Score and Attend requests share their fields.
+template <typename Request>
+void FillRangeRequest(const std::string& collection, uint64_t seq, int layer,
+                      absl::Span<const float> queries, const RangeOptions& options,
+                      Encoding encoding, Request* req) {
+  req->set_collection(collection);
+  req->set_sequence_id(seq);
+  req->set_layer(layer);
+  SetFloats(queries, encoding, req->mutable_queries());
+  req->set_scale(options.scale);
+  req->set_begin(options.begin);
+  if (options.end.has_value()) req->set_end(*options.end);
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<float>> Client::Score(const std::string& collection, uint64_t seq,
                                                  int layer, absl::Span<const float> queries,
                                                  const RangeOptions& options) {
   pb::ScoreRequest req;
-  req.set_collection(collection);
-  req.set_sequence_id(seq);
-  req.set_layer(layer);
-  SetFloats(queries, impl_->options.encoding, req.mutable_queries());
-  req.set_scale(options.scale);
-  req.set_begin(options.begin);
-  if (options.end.has_value()) req.set_end(*options.end);
+  FillRangeRequest(collection, seq, layer, queries, options, impl_->options.encoding, &req);
   pb::ScoreResponse resp;
   TQDB_RETURN_IF_ERROR(impl_->Unary(impl_->kv.get(), &pb::Kv::Stub::Score, req, &resp));
   return ToFloats(resp.logits());
@@ -356,13 +368,7 @@ absl::StatusOr<std::vector<float>> Client::Attend(const std::string& collection,
                                                   int layer, absl::Span<const float> queries,
                                                   const RangeOptions& options) {
   pb::AttendRequest req;
-  req.set_collection(collection);
-  req.set_sequence_id(seq);
-  req.set_layer(layer);
-  SetFloats(queries, impl_->options.encoding, req.mutable_queries());
-  req.set_scale(options.scale);
-  req.set_begin(options.begin);
-  if (options.end.has_value()) req.set_end(*options.end);
+  FillRangeRequest(collection, seq, layer, queries, options, impl_->options.encoding, &req);
   pb::AttendResponse resp;
   TQDB_RETURN_IF_ERROR(impl_->Unary(impl_->kv.get(), &pb::Kv::Stub::Attend, req, &resp));
   return ToFloats(resp.output());

@@ -114,6 +114,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options
   // model): opening must not read every table's properties.
   db.skip_stats_update_on_db_open = true;
   db.skip_checking_sst_file_sizes_on_db_open = true;
+  // RocksDB opens each family's tables with up to this many new threads; at
+  // 16 (the default) × 258 families, thread creation was most of the open.
+  db.max_file_opening_threads = 1;
 
   rocksdb::ColumnFamilyOptions& cf = engine->family_options_;
   // Codes are near-uniform random bytes after the rotation: block compression

@@ -16,7 +16,7 @@
 #include "index/scan/searcher.h"
 #include "storage/catalog.pb.h"
 #include "storage/disk_format.h"
-#include "storage/internal/convert.h"
+#include "storage/dtype.h"
 #include "storage/internal/rocks.h"
 
 namespace tqdb::storage {
@@ -199,7 +199,7 @@ absl::StatusOr<std::shared_ptr<EmbeddingCollection>> EmbeddingCollection::Load(
                                                 " is missing or has the wrong size"));
       }
       const DType dtype = c.keep_raw == RawType::kF16 ? DType::kF16 : DType::kF32;
-      internal::ToFloat(reinterpret_cast<const uint8_t*>(raws->value().data()), dtype, 0,
+      ToFloat(reinterpret_cast<const uint8_t*>(raws->value().data()), dtype, 0,
                         s->dim(), raw.data());
       raw_vector = raw.data();
       raws->Next();
@@ -238,7 +238,7 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
         "vectors hold ", vectors.size(), " bytes; expected [ids=", n, "][dim=", d,
         "] elements of ", DTypeBytes(dtype), " bytes = ", n * d * DTypeBytes(dtype)));
   }
-  if (const size_t bad = internal::FirstNonFinite(vectors.data(), dtype, n * d); bad < n * d) {
+  if (const size_t bad = FirstNonFinite(vectors.data(), dtype, n * d); bad < n * d) {
     return absl::InvalidArgumentError(
         absl::StrCat("vector ", bad / d, " coordinate ", bad % d, " is not finite"));
   }
@@ -251,7 +251,7 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
   }
   // Raw (normalized for cosine) vectors, their codes of x − μ.
   std::vector<float> x(n * d);
-  internal::ToFloat(vectors.data(), dtype, 0, n * d, x.data());
+  ToFloat(vectors.data(), dtype, 0, n * d, x.data());
   if (s.config.metric == index::Metric::kCosine) {
     for (size_t i = 0; i < n; ++i) {
       double norm = 0;

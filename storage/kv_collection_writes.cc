@@ -4,7 +4,7 @@
 #include <cstring>
 #include <utility>
 
-#include "storage/internal/convert.h"
+#include "storage/dtype.h"
 #include "storage/internal/kv_state.h"
 #include "storage/kv_collection.h"
 
@@ -56,7 +56,7 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
           "][tokens=", n, "][head_dim=", d, "] elements of ", DTypeBytes(tokens.dtype),
           " bytes = ", expected));
     }
-    const size_t bad = internal::FirstNonFinite(span->data(), tokens.dtype, elements);
+    const size_t bad = FirstNonFinite(span->data(), tokens.dtype, elements);
     if (bad < elements) {
       const size_t per_layer = c.num_kv_heads * n * d;
       return absl::InvalidArgumentError(absl::StrCat(
@@ -72,9 +72,9 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
     const int layer = f / c.num_kv_heads;
     key_codes[f].resize(n * s.KeyBytes(layer));
     value_codes[f].resize(n * s.ValueBytes(layer));
-    internal::ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
+    ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
     s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes[f].data());
-    internal::ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());
+    ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());
     s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes[f].data());
   }
 
@@ -158,8 +158,8 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
       window_records.resize(at + elements);
       for (int f = 0; f < s.families; ++f) {
         float* k = &window_records[at + 2 * f * d];
-        internal::ToFloat(tokens.keys.data(), tokens.dtype, (f * n + i) * d, d, k);
-        internal::ToFloat(tokens.values.data(), tokens.dtype, (f * n + i) * d, d, k + d);
+        ToFloat(tokens.keys.data(), tokens.dtype, (f * n + i) * d, d, k);
+        ToFloat(tokens.values.data(), tokens.dtype, (f * n + i) * d, d, k + d);
       }
       const std::string stored =
           internal::EncodeWindowRecord(&window_records[at], elements, c.exact_dtype);

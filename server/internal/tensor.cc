@@ -1,13 +1,11 @@
 #include "server/internal/tensor.h"
 
-#include <bit>
 #include <cmath>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "index/codec/fp16.h"
+#include "storage/dtype.h"
 
 namespace tqdb::server::internal {
 namespace {
@@ -24,26 +22,7 @@ std::string ShapeString(absl::Span<const Dim> dims) {
 }
 
 float ElementAt(const TensorView& view, size_t i) {
-  if (!view.packed) return view.floats[i];
-  const uint8_t* p = view.bytes.data();
-  switch (view.dtype) {
-    case storage::DType::kF32: {
-      float f;
-      std::memcpy(&f, p + 4 * i, 4);
-      return f;
-    }
-    case storage::DType::kF16: {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      return index::HalfToFloat(h);
-    }
-    case storage::DType::kBF16: {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      return std::bit_cast<float>(uint32_t{h} << 16);
-    }
-  }
-  return 0.0f;
+  return view.packed ? storage::ElementAt(view.bytes.data(), view.dtype, i) : view.floats[i];
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "index/codec/fp16.h"
-#include "storage/internal/convert.h"
+#include "storage/dtype.h"
 
 namespace tqdb::storage::internal {
 

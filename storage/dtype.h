@@ -1,9 +1,11 @@
-// Element conversion of caller vectors (f32, f16, bf16) to float, with the
-// finiteness check every write does before touching the store.
+// Element types of vectors handed to the store (DType: f32, f16, bf16,
+// little-endian), their conversion to float, and the finiteness check every
+// write does before touching the store. Public so the server converts wire
+// tensors exactly as the store does.
 //
 // Thread-safety: pure functions.
-#ifndef TQDB_STORAGE_INTERNAL_CONVERT_H_
-#define TQDB_STORAGE_INTERNAL_CONVERT_H_
+#ifndef TQDB_STORAGE_DTYPE_H_
+#define TQDB_STORAGE_DTYPE_H_
 
 #include <cmath>
 #include <cstddef>
@@ -13,7 +15,7 @@
 #include "index/codec/fp16.h"
 #include "storage/options.h"
 
-namespace tqdb::storage::internal {
+namespace tqdb::storage {
 
 inline float Bf16ToFloat(uint16_t h) {
   const uint32_t bits = uint32_t{h} << 16;
@@ -58,6 +60,6 @@ inline size_t FirstNonFinite(const uint8_t* data, DType dtype, size_t n) {
   return n;
 }
 
-}  // namespace tqdb::storage::internal
+}  // namespace tqdb::storage
 
-#endif  // TQDB_STORAGE_INTERNAL_CONVERT_H_
+#endif  // TQDB_STORAGE_DTYPE_H_

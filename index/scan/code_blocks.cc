@@ -85,10 +85,11 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
   while (chunks_.size() <= c) {
     const size_t blocks = ChunkBlocks(chunks_.size());
     auto chunk = std::make_unique<Chunk>();
-    chunk->nibbles.assign(blocks * block_nibble_bytes_, 0);
-    chunk->weights.assign(blocks * block_weights_, 0.0f);
-    chunk->codes.resize(blocks * kBlockVectors * codec_->code_bytes());
-    chunk->sq_norms.assign(blocks * kBlockVectors, 0.0f);
+    chunk->blocks = blocks;
+    chunk->nibbles.reset(new uint8_t[blocks * block_nibble_bytes_]);
+    chunk->weights.reset(new float[blocks * block_weights_]);
+    chunk->codes.reset(new uint8_t[blocks * kBlockVectors * codec_->code_bytes()]);
+    chunk->sq_norms.reset(new float[blocks * kBlockVectors]);
     chunks_.push_back(std::move(chunk));
   }
   return *chunks_[c];
@@ -146,6 +147,11 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
     }
 
     uint8_t* pairs = &chunk.nibbles[block * block_nibble_bytes_];
+    float* weights = &chunk.weights[block * block_weights_];
+    if (lane == 0) {  // a fresh block: its unfilled slots must read as zeros
+      std::memset(pairs, 0, block_nibble_bytes_);
+      std::memset(weights, 0, block_weights_ * sizeof(float));
+    }
     if (direct_offset_ != kNoDirect) {
       const uint8_t* packed = code + direct_offset_;
       for (int p = 0; p < layout_.n_pairs(); ++p) pairs[p * kPairCodeBytes + lane] = packed[p];
@@ -157,7 +163,6 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
         pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
       }
     }
-    float* weights = &chunk.weights[block * block_weights_];
     for (int s = 0; s < f.NumScales(); ++s) weights[s * kBlockVectors + lane] = scales[s];
     if (f.mode == QuantMode::kProd) {
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
@@ -167,15 +172,17 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
 
 void CodeBlocks::Truncate(size_t n) {
   if (n >= size_) return;
-  size_t kept = 0, end = 0;  // chunks kept, and the vectors they hold
+  size_t kept = 0;  // chunks kept
   if (n > 0) {
     size_t in_chunk;
     LocateVector(n - 1, &kept, &in_chunk);
     ++kept;
   }
   chunks_.resize(kept);
-  for (size_t c = 0; c < kept; ++c) end += ChunkBlocks(c) * kBlockVectors;
-  for (size_t i = n; i < std::min(size_, end); ++i) {
+  // The cut block's freed slots read as zeros again; later blocks are zeroed
+  // when their first vector arrives.
+  const size_t block_end = (n + kBlockVectors - 1) / kBlockVectors * kBlockVectors;
+  for (size_t i = n; i < std::min(size_, block_end); ++i) {
     size_t c, in_chunk;
     LocateVector(i, &c, &in_chunk);
     Chunk& chunk = *chunks_[c];
@@ -218,8 +225,8 @@ float CodeBlocks::SquaredNorm(size_t i) const {
 size_t CodeBlocks::MemoryBytes() const {
   size_t bytes = 0;
   for (const auto& c : chunks_) {
-    bytes += c->nibbles.size() + c->codes.size() +
-             (c->weights.size() + c->sq_norms.size()) * sizeof(float);
+    bytes += c->blocks * (block_nibble_bytes_ + block_weights_ * sizeof(float) +
+                          kBlockVectors * (codec_->code_bytes() + sizeof(float)));
   }
   return bytes;
 }

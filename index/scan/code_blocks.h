@@ -77,11 +77,15 @@ class CodeBlocks {
   size_t MemoryBytes() const;
 
  private:
-  struct Chunk {                 // for B = ChunkBlocks(c) blocks:
-    std::vector<uint8_t> nibbles;  // B · n_pairs · 32
-    std::vector<float> weights;    // B · n_weights · 32
-    std::vector<uint8_t> codes;    // B · 32 · code_bytes
-    std::vector<float> sq_norms;   // B · 32
+  // For B = ChunkBlocks(c) blocks, left uninitialized when allocated (a
+  // block's nibbles and weights are zeroed when its first vector arrives, so
+  // memory is touched only as it fills):
+  struct Chunk {
+    std::unique_ptr<uint8_t[]> nibbles;  // B · n_pairs · 32
+    std::unique_ptr<float[]> weights;    // B · n_weights · 32
+    std::unique_ptr<uint8_t[]> codes;    // B · 32 · code_bytes
+    std::unique_ptr<float[]> sq_norms;   // B · 32
+    size_t blocks = 0;
   };
   // Chunk c holds ChunkBlocks(c) blocks; block b is block *offset of chunk
   // *chunk.

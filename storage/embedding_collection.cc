@@ -414,12 +414,7 @@ absl::StatusOr<EmbeddingStats> EmbeddingCollection::Stats() {
   stats.count = s.slot_of.size();
   stats.code_bytes = stats.count * s.codec->code_bytes();
   stats.memory_bytes = s.blocks->MemoryBytes() + s.raw.size() * sizeof(float);
-  for (rocksdb::ColumnFamilyHandle* h : {s.codes_family, s.raw_family}) {
-    if (h == nullptr) continue;
-    uint64_t sst = 0;
-    s.engine->db()->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-    stats.disk_bytes += sst;
-  }
+  stats.disk_bytes = s.engine->SstBytes({s.codes_family, s.raw_family});
   return stats;
 }
 

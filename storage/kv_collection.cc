@@ -141,7 +141,10 @@ absl::StatusOr<std::shared_ptr<KvCollection>> KvCollection::Load(Engine* engine,
       TQDB_ASSIGN_OR_RETURN(auto codec, index::Codec::Create(*f));
       (list == &kv.key_formats() ? s->key_codecs : s->value_codecs).push_back(std::move(codec));
     }
-    s->token_code_bytes += c.num_kv_heads * s->RecordBytes(layer);
+    for (int head = 0; head < c.num_kv_heads; ++head) {
+      s->record_offset.push_back(s->token_code_bytes);
+      s->token_code_bytes += s->RecordBytes(layer);
+    }
     // Per vector in CodeBlocks: nibble pairs, weights, code bytes, norm.
     for (const auto& codec : {s->key_codecs.back(), s->value_codecs.back()}) {
       const index::Format& f = codec->format();
@@ -217,9 +220,8 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
                                                        const KvScoreOptions& options) {
   State& s = *s_;
   std::shared_lock<std::shared_mutex> lock(s.mu);
-  TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   size_t group;
-  TQDB_RETURN_IF_ERROR(s.CheckQueries(layer, queries, options.scale, &group));
+  TQDB_ASSIGN_OR_RETURN(Seq * seq, s.ForQuery(seq_id, layer, queries, options.scale, &group));
   const size_t d = s.config.head_dim, heads = s.config.num_kv_heads;
   std::vector<float> out;
   TQDB_RETURN_IF_ERROR(s.WithSegment(seq, [&](const Segment& segment, uint64_t length) {
@@ -271,9 +273,8 @@ absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int lay
                                                         const KvAttendOptions& options) {
   State& s = *s_;
   std::shared_lock<std::shared_mutex> lock(s.mu);
-  TQDB_ASSIGN_OR_RETURN(Seq * seq, s.Live(seq_id));
   size_t group;
-  TQDB_RETURN_IF_ERROR(s.CheckQueries(layer, queries, options.scale, &group));
+  TQDB_ASSIGN_OR_RETURN(Seq * seq, s.ForQuery(seq_id, layer, queries, options.scale, &group));
   const size_t d = s.config.head_dim, heads = s.config.num_kv_heads;
   const size_t tail_floats = heads * options.tail_tokens * d;
   if (options.tail_keys.size() != tail_floats || options.tail_values.size() != tail_floats) {
@@ -404,11 +405,11 @@ absl::StatusOr<KvStats> KvCollection::Stats() {
     if (seq->segment != nullptr) stats.memory_bytes += seq->segment->MemoryBytes();
   }
   stats.code_bytes = stats.stored_tokens * s.token_code_bytes;
-  for (rocksdb::ColumnFamilyHandle* h : s.handles) {
-    uint64_t sst = 0;
-    s.engine->db()->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-    stats.disk_bytes += sst;
-  }
+  // Every family the collection writes: pages, tail and window.
+  std::vector<rocksdb::ColumnFamilyHandle*> families = s.handles;
+  families.push_back(s.tail);
+  families.push_back(s.window);
+  stats.disk_bytes = s.engine->SstBytes(families);
   const double fp16 = 2.0 * 2.0 * s.config.head_dim * s.families * stats.stored_tokens;
   stats.compression_vs_fp16 = stats.disk_bytes > 0 ? fp16 / stats.disk_bytes : 0.0;
   return stats;

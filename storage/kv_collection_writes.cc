@@ -65,17 +65,18 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
           " is not finite"));
     }
   }
-  // Encode every family's tokens.
-  std::vector<std::vector<uint8_t>> key_codes(s.families), value_codes(s.families);
+  // Encode every family's tokens into one buffer: family f's n key codes,
+  // then its n value codes, from n · record_offset[f].
+  std::vector<uint8_t> codes(n * s.token_code_bytes);
+  auto key_codes = [&](int f) { return &codes[n * s.record_offset[f]]; };
+  auto value_codes = [&](int f) { return key_codes(f) + n * s.KeyBytes(f / c.num_kv_heads); };
   std::vector<float> x(n * d);
   for (int f = 0; f < s.families; ++f) {
     const int layer = f / c.num_kv_heads;
-    key_codes[f].resize(n * s.KeyBytes(layer));
-    value_codes[f].resize(n * s.ValueBytes(layer));
     ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
-    s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes[f].data());
+    s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes(f));
     ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());
-    s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes[f].data());
+    s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes(f));
   }
 
   std::unique_lock<std::shared_mutex> append_lock(seq->append_mu);
@@ -106,10 +107,6 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
     }
     batch.DeleteRange(s.tail, TailKey(seq->id, paged), TailKey(seq->id, moved_end));
   }
-  std::vector<size_t> record_offset(s.families + 1, 0);  // of family f in a tail record
-  for (int f = 0; f < s.families; ++f) {
-    record_offset[f + 1] = record_offset[f] + s.RecordBytes(f / c.num_kv_heads);
-  }
   // Appends token t's record of family f to *out.
   auto record = [&](int f, uint64_t t, std::string* out) {
     if (t < begin && loaded != nullptr) {
@@ -117,14 +114,14 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
       return;
     }
     if (t < begin) {
-      out->append(moved, (t - paged) * s.token_code_bytes + record_offset[f],
-                  record_offset[f + 1] - record_offset[f]);
+      out->append(moved, (t - paged) * s.token_code_bytes + s.record_offset[f],
+                  s.RecordBytes(f / c.num_kv_heads));
       return;
     }
     const size_t i = t - begin, kb = s.KeyBytes(f / c.num_kv_heads);
     const size_t vb = s.ValueBytes(f / c.num_kv_heads);
-    out->append(reinterpret_cast<const char*>(&key_codes[f][i * kb]), kb);
-    out->append(reinterpret_cast<const char*>(&value_codes[f][i * vb]), vb);
+    out->append(reinterpret_cast<const char*>(key_codes(f) + i * kb), kb);
+    out->append(reinterpret_cast<const char*>(value_codes(f) + i * vb), vb);
   };
   std::string bytes_out;
   for (int f = 0; f < s.families && paged < boundary; ++f) {
@@ -182,8 +179,8 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
     in_memory = seq->segment != nullptr;
     if (in_memory) {
       for (int f = 0; f < s.families; ++f) {
-        seq->segment->keys[f]->AppendCodes(key_codes[f].data(), n);
-        seq->segment->values[f]->AppendCodes(value_codes[f].data(), n);
+        seq->segment->keys[f]->AppendCodes(key_codes(f), n);
+        seq->segment->values[f]->AppendCodes(value_codes(f), n);
       }
       if (internal::ExactRows* exact = seq->segment->exact.get()) {
         exact->DropBefore(window_begin);

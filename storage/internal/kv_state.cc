@@ -229,7 +229,8 @@ absl::Status KvCollection::State::Load(Seq* seq) {
 }
 
 void KvCollection::State::Touch(Seq* seq, size_t bytes) {
-  std::weak_ptr<Seq> weak = by_id.count(seq->id) ? by_id.at(seq->id) : nullptr;
+  auto it = by_id.find(seq->id);
+  std::weak_ptr<Seq> weak = it != by_id.end() ? it->second : nullptr;
   engine->lru().Touch(reinterpret_cast<uintptr_t>(seq), bytes, [weak] {
     if (std::shared_ptr<Seq> s = weak.lock()) {
       std::unique_lock<std::shared_mutex> lock(s->seg_mu);

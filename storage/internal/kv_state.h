@@ -101,6 +101,7 @@ struct KvCollection::State {
   rocksdb::ColumnFamilyHandle* window = nullptr;      // exact window, if configured
   size_t token_code_bytes = 0;
   size_t token_memory_bytes = 0;  // a token's share of a loaded segment
+  std::vector<size_t> record_offset;  // of family f's record in a tail record
 
   // Held shared by appends and reads, exclusively by structural changes
   // (create, fork, truncate, drop) and by Close/Drop of the collection.
@@ -155,6 +156,13 @@ struct KvCollection::State {
 
   absl::Status Load(Seq* seq) ABSL_SHARED_LOCKS_REQUIRED(mu);
   // Validates a Score/Attend request; *group = query heads per KV head.
+  // The live sequence a Score/Attend request names, after CheckQueries.
+  absl::StatusOr<Seq*> ForQuery(uint64_t user_id, int layer, absl::Span<const float> queries,
+                                float scale, size_t* group) ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    TQDB_ASSIGN_OR_RETURN(Seq * seq, Live(user_id));
+    TQDB_RETURN_IF_ERROR(CheckQueries(layer, queries, scale, group));
+    return seq;
+  }
   absl::Status CheckQueries(int layer, absl::Span<const float> queries, float scale,
                             size_t* group) const;
   // Codes being gathered for a segment, per family.

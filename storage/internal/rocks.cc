@@ -243,6 +243,16 @@ std::vector<rocksdb::ColumnFamilyHandle*> Engine::AllFamilies() {
   return out;
 }
 
+uint64_t Engine::SstBytes(const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  uint64_t bytes = 0;
+  for (rocksdb::ColumnFamilyHandle* h : families) {
+    uint64_t sst = 0;
+    if (h != nullptr) db_->GetIntProperty(h, rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+    bytes += sst;
+  }
+  return bytes;
+}
+
 absl::Status Engine::DropFamily(const std::string& name) {
   std::unique_lock<std::shared_mutex> lock(families_mu_);
   auto it = families_.find(name);

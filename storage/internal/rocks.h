@@ -98,6 +98,8 @@ class Engine {
   absl::Status DropFamily(const std::string& name);
   // The default family and every open one.
   std::vector<rocksdb::ColumnFamilyHandle*> AllFamilies();
+  // Bytes of the live SST files of `families` (null entries are skipped).
+  uint64_t SstBytes(const std::vector<rocksdb::ColumnFamilyHandle*>& families);
 
  private:
   Engine(const StoreOptions& options) : options_(options), lru_(options.memory_budget_bytes) {}

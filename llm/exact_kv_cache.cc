@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace tqdb::llm {
 
@@ -49,14 +50,7 @@ size_t ExactKvCache::Offset(int layer, int head, uint64_t t) const {
 
 absl::Status ExactKvCache::Attend(int layer, const float* q, const float* k, const float* v,
                                   float* out) {
-  if (layer != next_layer_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("attend at layer ", layer, ", expected layer ", next_layer_));
-  }
-  if (length_ >= static_cast<uint64_t>(shape_.max_tokens)) {
-    return absl::OutOfRangeError(
-        absl::StrCat("position ", length_, " is past the cache's ", shape_.max_tokens, " tokens"));
-  }
+  TQDB_RETURN_IF_ERROR(CheckAttend(shape_, next_layer_, layer, length_));
   const int d = shape_.head_dim, group = shape_.num_heads / shape_.num_kv_heads;
   // The current token goes straight into its slot; Commit only counts it.
   for (int h = 0; h < shape_.num_kv_heads; ++h) {
@@ -74,10 +68,7 @@ absl::Status ExactKvCache::Attend(int layer, const float* q, const float* k, con
 }
 
 absl::Status ExactKvCache::Commit() {
-  if (next_layer_ != shape_.num_layers) {
-    return absl::FailedPreconditionError(absl::StrCat("commit after ", next_layer_, " of ",
-                                                      shape_.num_layers, " layers were attended"));
-  }
+  TQDB_RETURN_IF_ERROR(CheckCommit(shape_, next_layer_));
   ++length_;
   next_layer_ = 0;
   return absl::OkStatus();

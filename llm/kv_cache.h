@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace tqdb::llm {
 
@@ -56,6 +57,28 @@ class KvCache {
   // InvalidArgument if length > Length().
   virtual absl::Status Truncate(uint64_t length) = 0;
 };
+
+// The token protocol every KvCache enforces: Attend at `layer` when
+// `next_layer` is the one expected and `length` tokens are committed
+// (FailedPrecondition out of order, OutOfRange past max_tokens), and Commit
+// once all layers were attended (FailedPrecondition otherwise).
+inline absl::Status CheckAttend(const KvShape& shape, int next_layer, int layer, uint64_t length) {
+  if (layer != next_layer) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("attend at layer ", layer, ", expected layer ", next_layer));
+  }
+  if (length >= static_cast<uint64_t>(shape.max_tokens)) {
+    return absl::OutOfRangeError(
+        absl::StrCat("position ", length, " is past the model's ", shape.max_tokens, " tokens"));
+  }
+  return absl::OkStatus();
+}
+
+inline absl::Status CheckCommit(const KvShape& shape, int next_layer) {
+  if (next_layer == shape.num_layers) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("commit after ", next_layer, " of ", shape.num_layers, " layers were attended"));
+}
 
 }  // namespace tqdb::llm
 

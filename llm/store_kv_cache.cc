@@ -134,14 +134,7 @@ absl::Status StoreKvCache::Mirror(uint64_t begin, uint64_t end) {
 
 absl::Status StoreKvCache::Attend(int layer, const float* q, const float* k, const float* v,
                                   float* out) {
-  if (layer != next_layer_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("attend at layer ", layer, ", expected layer ", next_layer_));
-  }
-  if (length_ >= static_cast<uint64_t>(shape_.max_tokens)) {
-    return absl::OutOfRangeError(
-        absl::StrCat("position ", length_, " is past the model's ", shape_.max_tokens, " tokens"));
-  }
+  TQDB_RETURN_IF_ERROR(CheckAttend(shape_, next_layer_, layer, length_));
   const size_t kv = static_cast<size_t>(shape_.num_kv_heads) * shape_.head_dim;
   std::copy_n(k, kv, &pending_k_[layer * kv]);
   std::copy_n(v, kv, &pending_v_[layer * kv]);
@@ -180,10 +173,7 @@ absl::Status StoreKvCache::AttendStore(int layer, const float* q, float* out) {
 }
 
 absl::Status StoreKvCache::Commit() {
-  if (next_layer_ != shape_.num_layers) {
-    return absl::FailedPreconditionError(absl::StrCat("commit after ", next_layer_, " of ",
-                                                      shape_.num_layers, " layers were attended"));
-  }
+  TQDB_RETURN_IF_ERROR(CheckCommit(shape_, next_layer_));
   TQDB_RETURN_IF_ERROR(collection_->Append(seq_, storage::FloatTokens(1, pending_k_, pending_v_)));
   if (attention_ == StoreAttention::kDecoded) TQDB_RETURN_IF_ERROR(Mirror(length_, length_ + 1));
   ++length_;

@@ -123,12 +123,10 @@ absl::StatusOr<AgreementResult> MeasureAgreement(const KvTrace& trace,
     TQDB_ASSIGN_OR_RETURN(key_codec, MakeCodec(key_format, d, options.format_seed));
     TQDB_ASSIGN_OR_RETURN(value_codec, MakeCodec(value_format, d, options.format_seed));
     const index::Format& vf = value_codec->format();
-    if (vf.mode != index::QuantMode::kMse || vf.bits > 4) {
+    if (vf.mode != index::QuantMode::kMse) {
       return absl::InvalidArgumentError(
-          absl::StrCat("value format ", value_format, " is not an MSE format of ≤ 4 bits"));
+          absl::StrCat("value format ", value_format, " is not an MSE format (no QJL)"));
     }
-    // Rejects formats that are not fast-scannable, as the store does.
-    TQDB_RETURN_IF_ERROR(index::CodeBlocks::Create(key_codec).status());
   }
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));

@@ -61,9 +61,8 @@ struct AgreementResult {
 
 // Agreement of (key_format, value_format) with exact attention over `trace`.
 // A format is a name of index/codec/format.h ParseFormat or "fp32" (exact);
-// both fp32 or both coded. InvalidArgument for an unknown or not
-// fast-scannable format, a QJL or > 4-bit value format, or a trace with no
-// position ≥ min_position.
+// both fp32 or both coded. InvalidArgument for an unknown format, a QJL value
+// format, or a trace with no position ≥ min_position.
 absl::StatusOr<AgreementResult> MeasureAgreement(const KvTrace& trace,
                                                  const std::string& key_format,
                                                  const std::string& value_format,

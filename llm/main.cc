@@ -444,8 +444,7 @@ absl::Status RunAgreement(FlagReader& f) {
         ",\"value_format\":", JsonString(value_format), ",\"window\":", window,
         ",\"head_dim\":", d, ",\"tokens\":", trace.TotalTokens());
     if (!r.ok()) {
-      // One format the codecs reject (tq8: not fast-scannable) does not stop
-      // the others.
+      // One format the store rejects (QJL values) does not stop the others.
       absl::StrAppend(&line, ",\"error\":", JsonString(r.status().ToString()), "}");
       std::printf("%s\n", line.c_str());
       continue;

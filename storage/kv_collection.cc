@@ -17,10 +17,6 @@ using internal::Clamp;
 namespace {
 
 absl::Status CheckFormat(const index::Format& f, const std::string& what, bool value) {
-  if (!index::ScanLayout::Create(f).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " format '", f.Name(), "' is not fast-scannable: at most 4 bits per coordinate"));
-  }
   if (value && f.mode != index::QuantMode::kMse) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " format '", f.Name(), "' must be an MSE format (no QJL)"));

@@ -60,8 +60,10 @@ struct KvCollectionConfig {
   int num_layers = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
-  // Codec format names (index/codec/format.h ParseFormat), fast-scannable
-  // (≤ 4 bits per coordinate); values must be MSE formats.
+  // Codec format names (index/codec/format.h ParseFormat); values must be
+  // MSE formats. Formats of ≤ 4 bits per coordinate take the fast-scan
+  // kernels; wider ones (tq5 … tq8) work through exact float tables, several
+  // times slower (index/scan/scorer.h).
   // Defaults: "tq4" and "tq4".
   std::string key_format = "tq4";
   std::string value_format = "tq4";
@@ -92,7 +94,7 @@ struct EmbeddingCollectionConfig {
   int dim = 0;
   // Default: inner product.
   index::Metric metric = index::Metric::kInnerProduct;
-  // Codec format name (fast-scannable). Default: "tq4".
+  // Codec format name (as for KvCollectionConfig). Default: "tq4".
   std::string format = "tq4";
   // Default: kNone (no exact reranking).
   RawType keep_raw = RawType::kNone;

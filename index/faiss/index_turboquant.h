@@ -27,8 +27,8 @@ namespace tqdb::index {
 class IndexTurboQuant : public faiss::Index {
  public:
   // `format` in the ParseFormat grammar ("tq4", "turbo3", …) for d-dimensional
-  // vectors; InvalidArgument for unknown or not fast-scannable formats and
-  // unsupported metrics.
+  // vectors (formats of 5–8 bits scan through exact float tables, slower:
+  // scorer.h); InvalidArgument for unknown formats and unsupported metrics.
   static absl::StatusOr<std::unique_ptr<IndexTurboQuant>> Create(
       int d, const std::string& format, faiss::MetricType metric = faiss::METRIC_INNER_PRODUCT);
 

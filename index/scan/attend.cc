@@ -85,8 +85,19 @@ void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, 
   for (const ScanLayout::Run& run : vl.runs()) {
     for (int k = 2 * run.first_pair; k < 2 * (run.first_pair + run.n_pairs); ++k) {
       const ScanLayout::Group& group = vl.groups()[k];
-      if (group.kind != ScanLayout::GroupKind::kCentroids) continue;
+      if (group.kind != ScanLayout::GroupKind::kCentroids &&
+          group.kind != ScanLayout::GroupKind::kWideLow) {
+        continue;
+      }
       const float* c = values.codec().Centroids(group.outlier);
+      if (group.kind == ScanLayout::GroupKind::kWideLow) {  // the pair's byte is the index
+        for (size_t i = 0; i < n; ++i) {
+          const size_t lane = lane0 + i;
+          rows[i * d + group.first] =
+              w[run.weight * kBlockVectors + lane] * c[nib[(k / 2) * kPairCodeBytes + lane]];
+        }
+        continue;
+      }
       const int gmask = (1 << group.bits) - 1;
       for (size_t i = 0; i < n; ++i) {
         const size_t lane = lane0 + i;
@@ -97,6 +108,17 @@ void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, 
         }
       }
     }
+  }
+}
+
+// block_logits (attend_kernels.h) for keys that are not fast-scannable, from
+// 256-entry pair tables: out[q·out_stride + v] += w[v] · Σ_p tables[q·table_stride + 256p + byte].
+void WideBlockLogits(const uint8_t* codes, const float* tables, size_t table_stride, size_t nq,
+                     int n_pairs, const float* w, float* out, size_t out_stride) {
+  float sums[kBlockVectors];
+  for (size_t q = 0; q < nq; ++q) {
+    internal::PairTableSums(codes, tables + q * table_stride, n_pairs, sums);
+    for (int v = 0; v < kBlockVectors; ++v) out[q * out_stride + v] += w[v] * sums[v];
   }
 }
 
@@ -116,14 +138,20 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   const ScanLayout& kl = keys.layout();
   const auto& kgroups = kl.groups();
 
-  // Per query: the key tables with the logit scale folded in.
-  const size_t table_stride = kgroups.size() * 16;
+  // Per query: the key tables with the logit scale folded in, 16 floats a
+  // group (fast-scannable keys) or 256 a pair (group_table.h).
+  const bool fast_keys = kl.fast_scan();
+  const size_t table_stride =
+      fast_keys ? kgroups.size() * 16 : static_cast<size_t>(kl.n_pairs()) * internal::kPairTableSize;
   std::vector<float> tables(nq * table_stride);
   Codec::Query rotated;
   for (size_t g = 0; g < nq; ++g) {
     keys.codec().PrepareQuery(&queries[g * d], &rotated);
     float* tg = &tables[g * table_stride];
-    for (size_t k = 0; k < kgroups.size(); ++k) {
+    for (int p = 0; !fast_keys && p < kl.n_pairs(); ++p) {
+      internal::PairTable(kl, p, keys.codec(), rotated, &tg[p * internal::kPairTableSize]);
+    }
+    for (size_t k = 0; fast_keys && k < kgroups.size(); ++k) {
       internal::GroupTable(kgroups[k], keys.codec(), rotated, &tg[k * 16]);
     }
     for (size_t i = 0; i < table_stride; ++i) tg[i] *= scale;
@@ -170,6 +198,13 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
         Prefetch(keys.BlockNibbles(b + kPrefetchBlocks), key_block_bytes);
       }
       for (const ScanLayout::Run& run : kl.runs()) {
+        if (!fast_keys) {
+          WideBlockLogits(nib + run.first_pair * kPairCodeBytes,
+                          &tables[run.first_pair * internal::kPairTableSize], table_stride, nq,
+                          run.n_pairs, w + run.weight * kBlockVectors,
+                          &logits[(b - tb) * kBlockVectors], kTileTokens);
+          continue;
+        }
         kernels->block_logits(nib + run.first_pair * kPairCodeBytes,
                               &tables[2 * static_cast<size_t>(run.first_pair) * 16], table_stride,
                               static_cast<int>(nq), run.n_pairs, w + run.weight * kBlockVectors,

@@ -9,7 +9,8 @@
 //  - logits are sums of per-group float tables (scale folded in) over the key
 //    nibbles (scan_layout.h; any fast-scannable key format, QJL included),
 //    looked up 16 tokens at a time with SIMD permutes: exact float sums, no
-//    table quantization;
+//    table quantization; keys with wide (5–8-bit) coordinates use 256-entry
+//    float tables per nibble pair instead (scalar, several times slower);
 //  - softmax is online over tiles of 256 tokens: a tile's logits, then its
 //    max; when the running max rises, the accumulators are rescaled by
 //    e^(old max − new max); weights come from a polynomial exp (relative error
@@ -17,8 +18,9 @@
 //  - values are accumulated as Σ_t p_t·v̂_t in the value codec's rotated
 //    domain, where v̂_t is scale × centroid: for single-scale MSE formats of
 //    1, 2 or 4 bits straight from each token's packed index bytes (permute
-//    lookups and FMAs over 16 coordinates), otherwise from the block's
-//    nibbles decoded to rows; Πᵀ is applied once per query at the end.
+//    lookups and FMAs over 16 coordinates), otherwise (any MSE format) from
+//    the block's nibbles decoded to rows; Πᵀ is applied once per query at the
+//    end.
 // Several queries (a GQA group sharing one KV head) share one pass over the
 // codes. Centered CodeBlocks (code_blocks.h) are handled exactly: ⟨q, μ_K⟩ is
 // added to the coded logits and (Σ_coded p_t)·μ_V to the output.
@@ -62,8 +64,8 @@ struct ExactTail {
 
 // out: G × dim floats for G = queries.size() / dim queries.
 // InvalidArgument, writing nothing, if: keys and values differ in size or
-// dimension; the value format is not an MSE format with ≤ 4 bits (QJL values
-// are not supported); queries are empty, not a multiple of dim, or not finite;
+// dimension; the value format is not an MSE format (QJL values are not
+// supported); queries are empty, not a multiple of dim, or not finite;
 // a tail key or value is not finite;
 // begin > end; or no token at all takes part.
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,

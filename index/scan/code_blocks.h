@@ -45,8 +45,8 @@ class CodeBlocks {
  public:
   static constexpr size_t kBlocksPerChunk = 32;  // the largest chunk: 1024 vectors
 
-  // InvalidArgument if the codec's format is not fast-scannable (> 4 bits), or
-  // if `center` is neither empty nor dim finite floats.
+  // Every format has a layout (scan_layout.h). InvalidArgument if `center` is
+  // neither empty nor dim finite floats.
   static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec,
                                                             std::vector<float> center = {});
 

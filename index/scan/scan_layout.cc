@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/scan/internal/fastscan_kernels.h"
 
@@ -17,10 +16,6 @@ int PerNibble(int bits) { return 4 % bits == 0 ? 4 / bits : 1; }
 absl::StatusOr<ScanLayout> ScanLayout::Create(const Format& format) {
   TQDB_RETURN_IF_ERROR(format.Validate());
   const int hi_bits = format.bits + 1;
-  if (format.bits > 4 || (format.outlier_channels > 0 && hi_bits > 4)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "format ", format.Name(), " has more than 4 bits per coordinate: not fast-scannable"));
-  }
   ScanLayout layout;
   layout.format_ = format;
   layout.n_weights_ = format.NumScales() + (format.mode == QuantMode::kProd ? 1 : 0);
@@ -36,6 +31,16 @@ absl::StatusOr<ScanLayout> ScanLayout::Create(const Format& format) {
     run.clear();
   };
   auto add_coords = [&](int begin, int end, int bits, bool outlier) {
+    if (bits > 4) {
+      layout.fast_scan_ = false;
+      if (run.size() % 2) run.push_back(Group{});  // a wide coordinate is a whole pair
+      for (int j = begin; j < end; ++j) {
+        const auto b = static_cast<uint8_t>(bits);
+        run.push_back(Group{GroupKind::kWideLow, 1, b, outlier, j});
+        run.push_back(Group{GroupKind::kWideHigh, 1, b, outlier, j});
+      }
+      return;
+    }
     const int per = PerNibble(bits);
     for (int j = begin; j < end; j += per) {
       run.push_back(Group{GroupKind::kCentroids, static_cast<uint8_t>(std::min(per, end - j)),
@@ -65,6 +70,11 @@ void ScanLayout::ToNibbles(const uint8_t* idx, const uint8_t* signs, uint8_t* ni
   for (size_t g = 0; g < groups_.size(); ++g) {
     const Group& group = groups_[g];
     uint8_t v = 0;
+    if (group.kind == GroupKind::kWideLow || group.kind == GroupKind::kWideHigh) {
+      const uint8_t index = idx[group.first];
+      nibbles[g] = group.kind == GroupKind::kWideLow ? index & 15 : index >> 4;
+      continue;
+    }
     for (int i = 0; i < group.count; ++i) {
       const int k = group.first + i;
       const int bit_or_index =

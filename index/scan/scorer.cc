@@ -33,12 +33,43 @@ void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Que
   for (int n = used; n < 16; ++n) t[n] = t[0];  // never indexed; keeps min/max honest
 }
 
+void PairTable(const ScanLayout& layout, int p, const Codec& codec, const Codec::Query& q,
+               float* t) {
+  const ScanLayout::Group& lo = layout.groups()[2 * static_cast<size_t>(p)];
+  if (lo.kind == ScanLayout::GroupKind::kWideLow) {
+    const float* c = codec.Centroids(lo.outlier);
+    const int used = 1 << lo.bits;
+    for (int n = 0; n < kPairTableSize; ++n) t[n] = n < used ? q.rotated[lo.first] * c[n] : 0.0f;
+    return;
+  }
+  float lo_table[16], hi_table[16];
+  GroupTable(lo, codec, q, lo_table);
+  GroupTable(layout.groups()[2 * static_cast<size_t>(p) + 1], codec, q, hi_table);
+  for (int n = 0; n < kPairTableSize; ++n) t[n] = lo_table[n & 15] + hi_table[n >> 4];
+}
+
+void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float* sums) {
+  std::fill(sums, sums + kBlockVectors, 0.0f);
+  for (int p = 0; p < n_pairs; ++p) {
+    const uint8_t* c = codes + static_cast<size_t>(p) * kPairCodeBytes;
+    const float* t = tables + static_cast<size_t>(p) * kPairTableSize;
+    for (int v = 0; v < kBlockVectors; ++v) sums[v] += t[c[v]];
+  }
+}
+
 }  // namespace internal
 
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
                   PreparedQuery* query) {
   Codec::Query q;
   codec.PrepareQuery(y, &q);
+  if (!layout.fast_scan()) {
+    query->pair_tables.resize(static_cast<size_t>(layout.n_pairs()) * internal::kPairTableSize);
+    for (int p = 0; p < layout.n_pairs(); ++p) {
+      internal::PairTable(layout, p, codec, q, &query->pair_tables[p * internal::kPairTableSize]);
+    }
+    return;
+  }
   const auto& groups = layout.groups();
   const auto& runs = layout.runs();
   std::vector<float> tables(groups.size() * 16);
@@ -91,8 +122,10 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride, Isa isa) {
   const internal::FastScanKernels* kernels = internal::GetFastScanKernels(isa);
   if (kernels == nullptr) kernels = internal::GetFastScanKernels(Isa::kScalar);  // unsupported ISA
+  const bool fast = blocks.layout().fast_scan();
   const auto& runs = blocks.layout().runs();
   std::vector<const uint8_t*> luts(nq);
+  std::vector<float> sums(kBlockVectors);
   std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
   for (size_t b = block_begin; b < block_end; ++b) {
@@ -103,14 +136,24 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
     std::fill(score.begin(), score.end(), 0.0f);
     for (size_t r = 0; r < runs.size(); ++r) {
       const auto& run = runs[r];
-      for (int q = 0; q < nq; ++q) luts[q] = queries[q].luts.data() + queries[q].lut_offset[r];
       const uint8_t* codes = nibbles + run.first_pair * kPairCodeBytes;
+      const float* w = weights + run.weight * kBlockVectors;
+      if (!fast) {
+        for (int q = 0; q < nq; ++q) {
+          internal::PairTableSums(
+              codes, &queries[q].pair_tables[run.first_pair * internal::kPairTableSize],
+              run.n_pairs, sums.data());
+          float* sq = &score[q * kBlockVectors];
+          for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * sums[v];
+        }
+        continue;
+      }
+      for (int q = 0; q < nq; ++q) luts[q] = queries[q].luts.data() + queries[q].lut_offset[r];
       if (nq == 1) {
         kernels->accumulate(codes, luts[0], run.n_pairs, acc.data());
       } else {
         kernels->accumulate_multi(codes, luts.data(), nq, run.n_pairs, acc.data());
       }
-      const float* w = weights + run.weight * kBlockVectors;
       for (int q = 0; q < nq; ++q) {
         const float delta = queries[q].delta[r], bias = queries[q].bias[r];
         const uint16_t* aq = &acc[q * kBlockVectors];
@@ -126,6 +169,7 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
 }
 
 float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i) {
+  if (!blocks.layout().fast_scan()) return 0.0f;  // exact float tables
   const auto& runs = blocks.layout().runs();
   const float* weights = blocks.BlockWeights(i / kBlockVectors);
   float bound = 0.0f;

@@ -12,6 +12,11 @@
 // (G = groups in the run); ErrorBound reports that table-rounding bound (float
 // rounding of the sums comes on top).
 //
+// Layouts with wide (5–8-bit) coordinates are not fast-scannable
+// (scan_layout.h): their queries hold one exact float table of 256 entries per
+// nibble pair instead, summed per vector in float — no table rounding
+// (ErrorBound is 0) but several times slower per code byte.
+//
 // Thread-safety: a PreparedQuery is immutable after PrepareQuery; scoring is
 // const and may run concurrently.
 #ifndef TQDB_INDEX_SCAN_SCORER_H_
@@ -27,10 +32,13 @@
 namespace tqdb::index {
 
 struct PreparedQuery {
+  // Fast-scannable layouts:
   std::vector<uint8_t> luts;       // per run, internal::LutBytes(run.n_pairs) bytes
   std::vector<size_t> lut_offset;  // per run: where its tables start in luts
   std::vector<float> delta;        // per run
   std::vector<float> bias;         // per run
+  // The others: n_pairs × 256 floats (internal::PairTable).
+  std::vector<float> pair_tables;
 };
 
 // REQUIRES: y holds layout.format().dim finite floats; codec matches layout.

@@ -74,7 +74,8 @@ void ExpectClose(const std::vector<float>& out, const std::vector<double>& want,
 }
 
 // Every ISA, every value path (packed: tq4, tq2, tq1, tq4-f16, odd index
-// bytes; rows: tq3, tq2.5, turbo2, turbo4), ranges of 1, 31, 32, 33 and 1000
+// bytes; rows: tq3, tq2.5, turbo2, turbo4, wide tq5…tq8 and tq4.5), wide keys
+// (pair tables), ranges of 1, 31, 32, 33 and 1000
 // tokens starting and ending mid-block, several 256-token softmax tiles.
 TEST(AttendTest, MatchesFloatReferenceAttention) {
   struct Case {
@@ -85,7 +86,9 @@ TEST(AttendTest, MatchesFloatReferenceAttention) {
   const Case cases[] = {{"tq4", "tq4", 128},    {"tq4", "tq2", 128},      {"tq2", "tq2", 64},
                         {"tq3", "turbo2", 96},  {"turbo3", "tq2.5", 128}, {"tq4p", "tq4", 64},
                         {"tq3.5", "turbo4", 128}, {"tq1", "tq3", 33},     {"tq4", "tq1", 128},
-                        {"tq2", "tq4", 33},     {"tq4", "tq2", 96},       {"tq4", "tq4-f16", 64}};
+                        {"tq2", "tq4", 33},     {"tq4", "tq2", 96},       {"tq4", "tq4-f16", 64},
+                        {"tq8", "tq8", 64},     {"tq5", "tq4.5", 33},     {"tq6p", "tq7", 96},
+                        {"tq4", "tq6-ls-b32", 128}};
   constexpr size_t kTokens = 1000, kGroup = 4, kTail = 5;
   const std::pair<size_t, size_t> ranges[] = {
       {0, kTokens}, {37, 250}, {5, 6}, {32, 63}, {64, 96}, {31, 64}, {999, 1000}, {3, 1003}};

@@ -128,7 +128,7 @@ INSTANTIATE_TEST_SUITE_P(Metrics, IndexTurboQuantTest,
 TEST(IndexTurboQuantCreateTest, RejectsBadParameters) {
   EXPECT_STATUS_CODE(IndexTurboQuant::Create(kDim, "tq4", faiss::METRIC_L1),
                      absl::StatusCode::kInvalidArgument);
-  EXPECT_STATUS_CODE(IndexTurboQuant::Create(kDim, "tq8"), absl::StatusCode::kInvalidArgument);
+  EXPECT_STATUS_CODE(IndexTurboQuant::Create(kDim, "tq9"), absl::StatusCode::kInvalidArgument);
   EXPECT_STATUS_CODE(IndexTurboQuant::Create(0, "tq4"), absl::StatusCode::kInvalidArgument);
   auto index = *IndexTurboQuant::Create(kDim, "tq4");
   std::vector<float> x = Gaussian(kDim, 3);

@@ -69,6 +69,7 @@ TEST(ScanLayoutTest, ShapesOfPresets) {
   struct Case {
     const char* name;
     int dim, pairs, runs;
+    bool wide = false;  // has 5–8-bit coordinates: not fast-scannable
   };
   const Case cases[] = {
       {"tq4", 128, 64, 1},   {"tq2", 128, 32, 1},  {"tq1", 128, 16, 1},
@@ -77,16 +78,28 @@ TEST(ScanLayoutTest, ShapesOfPresets) {
       {"tq4p", 128, 64 + 16, 2},  // 3-bit MSE (one coordinate a nibble) + 128 signs / 4
       {"tq4", 384, 192, 2},  // split at kMaxPairsPerRun = 128
       {"tq2", 33, 9, 1},     // 17 nibbles, padded to 18
+      // Wide coordinates take a whole pair each:
+      {"tq8", 33, 33, 1, true},    {"tq5", 128, 128, 1, true},
+      {"tq4.5", 128, 64 + 32, 1, true},   // 64 wide outliers + 64 coordinates a nibble
+      {"tq6p", 128, 128 + 16, 2, true},   // 5-bit MSE + 128 signs / 8
+      {"tq4.5-b3-ls", 8, 3 + 2 + 1, 3, true},  // blocks of 3: [3 wide] [1 wide, 2] [2]
   };
   for (const Case& c : cases) {
     auto layout = ScanLayout::Create(*ParseFormat(c.name, c.dim));
     ASSERT_OK(layout);
     EXPECT_EQ(layout->n_pairs(), c.pairs) << c.name;
     EXPECT_EQ(static_cast<int>(layout->runs().size()), c.runs) << c.name;
+    EXPECT_EQ(layout->fast_scan(), !c.wide) << c.name;
+    for (int p = 0; p < layout->n_pairs(); ++p) {  // wide coordinates fill whole pairs
+      const ScanLayout::Group& lo = layout->groups()[2 * p];
+      const ScanLayout::Group& hi = layout->groups()[2 * p + 1];
+      EXPECT_EQ(hi.kind == ScanLayout::GroupKind::kWideHigh,
+                lo.kind == ScanLayout::GroupKind::kWideLow) << c.name << " pair " << p;
+      if (lo.kind == ScanLayout::GroupKind::kWideLow) {
+        EXPECT_EQ(lo.first, hi.first) << c.name;
+      }
+    }
   }
-  EXPECT_STATUS_CODE(ScanLayout::Create(*ParseFormat("tq5", 128)), absl::StatusCode::kInvalidArgument);
-  EXPECT_STATUS_CODE(ScanLayout::Create(*ParseFormat("tq4.5", 128)),
-                     absl::StatusCode::kInvalidArgument);
 }
 
 // Fast scores agree with the codec's exact estimator within the bound the
@@ -94,7 +107,8 @@ TEST(ScanLayoutTest, ShapesOfPresets) {
 TEST(ScorerTest, MatchesExactEstimateWithinRoundingBound) {
   const std::vector<std::string> names = {"tq1",    "tq2",    "tq3",    "tq4",  "tq2.5",
                                           "tq3.5",  "turbo2", "turbo3", "turbo4", "tq3p",
-                                          "tq4p",   "tq4-ipc"};
+                                          "tq4p",   "tq4-ipc", "tq5",  "tq8",   "tq4.5",
+                                          "tq6p",   "tq6-ls-b32"};
   constexpr size_t kN = 1000;  // not a multiple of 32: a partial last block
   constexpr int kNq = 3;
   for (int dim : {33, 96, 128, 384}) {
@@ -156,9 +170,7 @@ TEST(ScorerTest, PlantedNeighbourScoresHighest) {
   }
 }
 
-TEST(CodeBlocksTest, RejectsWideFormatsAndNonFiniteInput) {
-  EXPECT_STATUS_CODE(CodeBlocks::Create(*Codec::Create(*ParseFormat("tq8", 64))),
-                     absl::StatusCode::kInvalidArgument);
+TEST(CodeBlocksTest, RejectsNonFiniteInput) {
   auto blocks = *CodeBlocks::Create(*Codec::Create(*ParseFormat("tq4", 64)));
   std::vector<float> x = Gaussian(2 * 64, 3);
   x[70] = std::nanf("");
@@ -184,7 +196,7 @@ TEST(CodeBlocksTest, StoredNibblesFollowTheLayoutForEveryFormat) {
   // outliers): the result must equal the general path's.
   for (int d : {33, 64, 96, 128}) {
     for (const char* format : {"tq1", "tq2", "tq3", "tq4", "tq4-f16", "turbo2", "turbo4",
-                               "tq2.5", "tq3p", "tq4-b32"}) {
+                               "tq2.5", "tq3p", "tq4-b32", "tq8", "tq4.5", "tq6p"}) {
       SCOPED_TRACE(::testing::Message() << format << " d=" << d);
       auto parsed = ParseFormat(format, d, 9);
       if (!parsed.ok()) continue;  // e.g. a block size that d does not allow
@@ -205,7 +217,7 @@ TEST(CodeBlocksTest, StoredNibblesFollowTheLayoutForEveryFormat) {
 
 TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
   constexpr int d = 64;
-  for (const char* format : {"tq4", "tq2", "tq4p"}) {
+  for (const char* format : {"tq4", "tq2", "tq4p", "tq7"}) {
     SCOPED_TRACE(format);
     auto codec = *Codec::Create(*ParseFormat(format, d, 5));
     const std::vector<float> x = Gaussian(1100 * d, 6), y = Gaussian(50 * d, 7);

@@ -129,9 +129,8 @@ TEST_F(FidelityTest, AgreementFallsWithBits) {
 
 TEST_F(FidelityTest, AgreementRejectsWhatTheStoreRejects) {
   const KvTrace trace = Capture(90, 1);
-  // tq8 is not fast-scannable, QJL values cannot be attended, and exact keys
-  // with coded values are not a cache configuration.
-  EXPECT_STATUS_CODE(MeasureAgreement(trace, "tq8", "tq4", {}), absl::StatusCode::kInvalidArgument);
+  // QJL values cannot be attended, and exact keys with coded values are not a
+  // cache configuration.
   EXPECT_STATUS_CODE(MeasureAgreement(trace, "tq4", "tq4p", {}),
                      absl::StatusCode::kInvalidArgument);
   EXPECT_STATUS_CODE(MeasureAgreement(trace, "fp32", "tq4", {}),
@@ -142,8 +141,9 @@ TEST_F(FidelityTest, AgreementRejectsWhatTheStoreRejects) {
   too_late.min_position = 200;
   EXPECT_STATUS_CODE(MeasureAgreement(trace, "tq4", "tq4", too_late),
                      absl::StatusCode::kInvalidArgument);
-  // QJL keys are fine.
+  // QJL keys and wide formats are fine.
   EXPECT_OK(MeasureAgreement(trace, "tq4p", "tq4", {}));
+  EXPECT_OK(MeasureAgreement(trace, "tq8", "tq5", {}));
 }
 
 TEST_F(FidelityTest, ExactNeedleIsAlwaysFound) {

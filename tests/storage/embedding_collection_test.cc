@@ -50,8 +50,8 @@ std::vector<uint64_t> Ids(size_t n, uint64_t first = 1000) {
   return ids;
 }
 
-std::shared_ptr<const index::Codec> MakeCodec(int dim) {
-  absl::StatusOr<index::Format> format = index::ParseFormat("tq4", dim, kCodecSeed);
+std::shared_ptr<const index::Codec> MakeCodec(int dim, const std::string& name = "tq4") {
+  absl::StatusOr<index::Format> format = index::ParseFormat(name, dim, kCodecSeed);
   EXPECT_OK(format);
   absl::StatusOr<std::shared_ptr<const index::Codec>> codec = index::Codec::Create(*format);
   EXPECT_OK(codec);
@@ -59,11 +59,11 @@ std::shared_ptr<const index::Codec> MakeCodec(int dim) {
 }
 
 EmbeddingCollectionConfig Config(int dim, Metric metric, RawType keep_raw = RawType::kNone,
-                                 std::vector<float> center = {}) {
+                                 std::vector<float> center = {}, const std::string& format = "tq4") {
   EmbeddingCollectionConfig c;
   c.dim = dim;
   c.metric = metric;
-  c.format = "tq4";
+  c.format = format;
   c.keep_raw = keep_raw;
   c.center = std::move(center);
   c.seed = kCodecSeed;
@@ -105,8 +105,8 @@ struct Reference {
   std::vector<float> raw;
   std::vector<uint8_t> skip;
 
-  Reference(int dim, std::vector<float> center = {}) {
-    auto created = index::CodeBlocks::Create(MakeCodec(dim), std::move(center));
+  Reference(int dim, std::vector<float> center = {}, const std::string& format = "tq4") {
+    auto created = index::CodeBlocks::Create(MakeCodec(dim, format), std::move(center));
     EXPECT_OK(created);
     blocks = *std::move(created);
   }
@@ -236,11 +236,15 @@ class EmbeddingCollectionTest : public ::testing::Test {
 
 // --- Search equals index::Search ---------------------------------------------
 
-class EmbeddingSearchTest : public EmbeddingCollectionTest,
-                            public ::testing::WithParamInterface<std::tuple<int, Metric>> {
+// Parameters: dim, metric and format (tq4 takes the fast-scan kernels, tq8
+// the float pair tables).
+class EmbeddingSearchTest
+    : public EmbeddingCollectionTest,
+      public ::testing::WithParamInterface<std::tuple<int, Metric, std::string>> {
  protected:
   int dim() const { return std::get<0>(GetParam()); }
   Metric metric() const { return std::get<1>(GetParam()); }
+  const std::string& format() const { return std::get<2>(GetParam()); }
   // What the collection stores for x: unit vectors for cosine.
   std::vector<float> Stored(const std::vector<float>& x) const {
     return metric() == Metric::kCosine ? Normalized(x, dim()) : x;
@@ -260,7 +264,7 @@ class EmbeddingSearchTest : public EmbeddingCollectionTest,
 TEST_P(EmbeddingSearchTest, CodeScoresEqualIndexSearch) {
   const std::vector<float> x = Gaussian(kN * dim(), 1);
   const std::vector<uint64_t> ids = Ids(kN);
-  auto c = Create("e", Config(dim(), metric()));
+  auto c = Create("e", Config(dim(), metric(), RawType::kNone, {}, format()));
   ASSERT_NE(c, nullptr);
   // Several upserts: positions continue across calls.
   for (size_t begin = 0; begin < kN; begin += 500) {
@@ -271,9 +275,9 @@ TEST_P(EmbeddingSearchTest, CodeScoresEqualIndexSearch) {
   auto stats = c->Stats();
   ASSERT_OK(stats);
   EXPECT_EQ(stats->count, kN);
-  EXPECT_EQ(stats->code_bytes, kN * MakeCodec(dim())->code_bytes());
+  EXPECT_EQ(stats->code_bytes, kN * MakeCodec(dim(), format())->code_bytes());
 
-  Reference ref(dim());
+  Reference ref(dim(), {}, format());
   Fill(&ref, ids, x);
   const std::vector<float> queries = Gaussian(kQueries * dim(), 2);
   const std::set<int64_t> live(ids.begin(), ids.end());
@@ -291,7 +295,7 @@ TEST_P(EmbeddingSearchTest, CodeScoresEqualIndexSearch) {
   // only by the norm the code stores: ‖x‖ is a float sum of dim squares
   // (relative error ≤ dim·ε) squared again (2ε more), plus the rounding of
   // 2·⟨q, x̂⟩ − ‖x‖² and of ‖q‖² minus that (ε of each magnitude).
-  Reference exact(dim());
+  Reference exact(dim(), {}, format());
   exact.Append(ids, x);
   const Hits got = SearchCollection(*c, queries, 10);
   const Hits want = exact.Search(queries, metric(), 10);
@@ -312,7 +316,7 @@ TEST_P(EmbeddingSearchTest, CodeScoresEqualIndexSearch) {
 TEST_P(EmbeddingSearchTest, RerankWithF32RawEqualsIndexSearch) {
   const std::vector<float> x = Gaussian(kN * dim(), 3);
   const std::vector<uint64_t> ids = Ids(kN);
-  auto c = Create("e", Config(dim(), metric(), RawType::kF32));
+  auto c = Create("e", Config(dim(), metric(), RawType::kF32, {}, format()));
   ASSERT_NE(c, nullptr);
   ASSERT_OK(c->Upsert(ids, x));
 
@@ -323,7 +327,7 @@ TEST_P(EmbeddingSearchTest, RerankWithF32RawEqualsIndexSearch) {
   EXPECT_EQ(found, std::vector<bool>(kN, true));
   EXPECT_EQ(got_x, Stored(x));
 
-  Reference ref(dim());
+  Reference ref(dim(), {}, format());
   Fill(&ref, ids, x);
   const std::vector<float> queries = Gaussian(kQueries * dim(), 4);
   const Hits got = SearchCollection(*c, queries, 10, 10);
@@ -336,16 +340,19 @@ TEST_P(EmbeddingSearchTest, RerankWithF32RawEqualsIndexSearch) {
   EXPECT_EQ(codes_only.labels, ref.Search(queries, metric(), 10).labels);
 }
 
-std::string ParamName(const ::testing::TestParamInfo<std::tuple<int, Metric>>& info) {
+std::string ParamName(
+    const ::testing::TestParamInfo<std::tuple<int, Metric, std::string>>& info) {
   const Metric m = std::get<1>(info.param);
   const char* metric = m == Metric::kInnerProduct ? "IP" : m == Metric::kCosine ? "Cosine" : "L2";
-  return std::string(metric) + "Dim" + std::to_string(std::get<0>(info.param));
+  return std::string(metric) + "Dim" + std::to_string(std::get<0>(info.param)) +
+         std::get<2>(info.param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Embedding, EmbeddingSearchTest,
                          ::testing::Combine(::testing::Values(64, 96),
                                             ::testing::Values(Metric::kInnerProduct,
-                                                              Metric::kCosine, Metric::kL2)),
+                                                              Metric::kCosine, Metric::kL2),
+                                            ::testing::Values("tq4", "tq8")),
                          ParamName);
 
 // --- Raw vectors and Get -----------------------------------------------------

@@ -35,8 +35,8 @@ KvCollectionConfig SmallConfig() {
   c.key_format = "tq4";
   c.value_format = "tq2";
   c.boundary_layers = 1;  // layers 0 and 2 at the boundary formats
-  c.boundary_key_format = "tq4";
-  c.boundary_value_format = "tq4";
+  c.boundary_key_format = "tq8";  // wide formats: scored through float tables
+  c.boundary_value_format = "tq6";
   c.page_tokens = 16;  // small pages: appends and truncates cross them often
   return c;
 }
@@ -558,9 +558,11 @@ void ExpectWindow(KvCollection& kv, uint64_t seq, const Tokens& t, uint64_t exac
       }
       // Attention: the codes' part through index::Attend with the window as
       // its exact tail, rebuilt from the same floats.
-      const std::string value_format = layer == 1 ? "tq2" : "tq4";  // SmallConfig's boundary
+      const bool boundary = layer != 1;  // SmallConfig's formats
+      const std::string key_format = boundary ? "tq8" : "tq4";
+      const std::string value_format = boundary ? "tq6" : "tq2";
       auto kb = *index::CodeBlocks::Create(
-          *index::Codec::Create(*index::ParseFormat("tq4", kDim, 0)));
+          *index::Codec::Create(*index::ParseFormat(key_format, kDim, 0)));
       auto vb = *index::CodeBlocks::Create(
           *index::Codec::Create(*index::ParseFormat(value_format, kDim, 0)));
       ASSERT_OK(kb->Append(Rows(t.keys, t.n, f, 0, t.n).data(), t.n));

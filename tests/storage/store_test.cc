@@ -249,12 +249,6 @@ TEST_F(StoreTest, BadConfigsCreateNothing) {
   c.boundary_layers = -1;
   bad_kv.emplace_back("negative boundary_layers", c);
   c = KvConfig();
-  c.key_format = "tq5";  // 5 bits: not fast-scannable
-  bad_kv.emplace_back("5-bit keys", c);
-  c = KvConfig();
-  c.value_format = "tq5";
-  bad_kv.emplace_back("5-bit values", c);
-  c = KvConfig();
   c.value_format = "tq4p";  // QJL: values must be MSE
   bad_kv.emplace_back("QJL values", c);
   c = KvConfig();
@@ -279,8 +273,8 @@ TEST_F(StoreTest, BadConfigsCreateNothing) {
   e.dim = 1;
   bad_emb.emplace_back("dim 1", e);
   e = EmbeddingConfig();
-  e.format = "tq5";
-  bad_emb.emplace_back("5-bit format", e);
+  e.format = "tq9";
+  bad_emb.emplace_back("9-bit format", e);
   e = EmbeddingConfig();
   e.format = "nonsense";
   bad_emb.emplace_back("unknown format", e);

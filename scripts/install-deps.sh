@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libfaiss-dev libopenblas-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   python3-grpcio python3-numpy python3-pytest python3-matplotlib
+  openssl  # the TLS test makes its own self-signed certificate
 )
 
 missing=()

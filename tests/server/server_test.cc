@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -580,6 +581,56 @@ TEST(ServerAuthTest, TokenAndMessageLimit) {
   const std::vector<float> big(n * kDim, 0.25f);
   EXPECT_STATUS_CODE(good->Upsert("e", many, big), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(good->DescribeCollection("e")->embedding_stats.count, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+// A TLS server (a self-signed certificate made for the test): a client that
+// trusts the certificate works; plaintext clients and clients that trust only
+// the system's roots cannot connect.
+TEST(ServerTlsTest, TrustedClientsOnly) {
+  const std::string dir = NewDir("tls");
+  const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+  const std::string make_cert =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+      " -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " + key + " -out " + cert +
+      " >" + dir + "/openssl.log 2>&1";
+  if (std::system(make_cert.c_str()) != 0) {
+    GTEST_SKIP() << "openssl could not make a certificate (scripts/install-deps.sh installs it)";
+  }
+  ServerProcess server;
+  ASSERT_OK(server.Start(ServerBinary(),
+                         {"--data-dir", dir + "/data", "--tls-cert", cert, "--tls-key", key},
+                         dir + "/server.log"));
+  auto connect = [&](bool tls, std::string root_pem) {
+    ClientOptions options;
+    options.target = server.target();
+    options.tls = tls;
+    options.tls_root_pem = std::move(root_pem);
+    options.timeout = std::chrono::seconds(5);
+    auto client = Client::Connect(options);
+    EXPECT_OK(client);
+    return std::move(client).value();
+  };
+  std::ifstream in(cert);
+  const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(pem.empty());
+
+  auto trusted = connect(true, pem);
+  auto healthy = trusted->Healthy();
+  ASSERT_OK(healthy);
+  EXPECT_TRUE(*healthy);
+  client::EmbeddingConfig config;
+  config.dim = kDim;
+  ASSERT_OK(trusted->CreateEmbeddingCollection("e", config));
+  const std::vector<uint64_t> ids = {7};
+  ASSERT_OK(trusted->Upsert("e", ids, std::vector<float>(kDim, 0.5f)));
+  EXPECT_EQ(trusted->DescribeCollection("e")->embedding_stats.count, 1u);
+
+  // A plaintext client speaks HTTP/2 to a TLS port; a TLS client that trusts
+  // only the system's roots rejects the self-signed certificate. Neither
+  // reaches the service.
+  EXPECT_STATUS_CODE(connect(false, "")->ListCollections(), absl::StatusCode::kUnavailable);
+  EXPECT_STATUS_CODE(connect(true, "")->ListCollections(), absl::StatusCode::kUnavailable);
   std::filesystem::remove_all(dir);
 }
 

@@ -62,8 +62,8 @@ struct KvCollectionConfig {
   int head_dim = 0;
   // Codec format names (index/codec/format.h ParseFormat); values must be
   // MSE formats. Formats of ≤ 4 bits per coordinate take the fast-scan
-  // kernels; wider ones (tq5 … tq8) work through exact float tables, several
-  // times slower (index/scan/scorer.h).
+  // kernels; wider ones (tq5 … tq8) work through exact float tables, an order
+  // of magnitude slower (index/scan/scorer.h).
   // Defaults: "tq4" and "tq4".
   std::string key_format = "tq4";
   std::string value_format = "tq4";

@@ -113,11 +113,12 @@ void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, 
 
 // block_logits (attend_kernels.h) for keys that are not fast-scannable, from
 // 256-entry pair tables: out[q·out_stride + v] += w[v] · Σ_p tables[q·table_stride + 256p + byte].
-void WideBlockLogits(const uint8_t* codes, const float* tables, size_t table_stride, size_t nq,
-                     int n_pairs, const float* w, float* out, size_t out_stride) {
+void WideBlockLogits(const internal::FastScanKernels& kernels, const uint8_t* codes,
+                     const float* tables, size_t table_stride, size_t nq, int n_pairs,
+                     const float* w, float* out, size_t out_stride) {
   float sums[kBlockVectors];
   for (size_t q = 0; q < nq; ++q) {
-    internal::PairTableSums(codes, tables + q * table_stride, n_pairs, sums);
+    kernels.pair_table_sums(codes, tables + q * table_stride, n_pairs, sums);
     for (int v = 0; v < kBlockVectors; ++v) out[q * out_stride + v] += w[v] * sums[v];
   }
 }
@@ -130,6 +131,8 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   if (absl::Status s = Validate(keys, values, queries, options, tail); !s.ok()) return s;
   const internal::AttendKernels* kernels = internal::GetAttendKernels(options.isa);
   if (kernels == nullptr) kernels = internal::AttendScalar();  // unsupported ISA
+  const internal::FastScanKernels* scan_kernels = internal::GetFastScanKernels(options.isa);
+  if (scan_kernels == nullptr) scan_kernels = internal::GetFastScanKernels(Isa::kScalar);
   const int d = keys.codec().dim();
   const size_t nq = queries.size() / d;
   const size_t begin = std::min(options.begin, keys.size());
@@ -199,7 +202,7 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
       }
       for (const ScanLayout::Run& run : kl.runs()) {
         if (!fast_keys) {
-          WideBlockLogits(nib + run.first_pair * kPairCodeBytes,
+          WideBlockLogits(*scan_kernels, nib + run.first_pair * kPairCodeBytes,
                           &tables[run.first_pair * internal::kPairTableSize], table_stride, nq,
                           run.n_pairs, w + run.weight * kBlockVectors,
                           &logits[(b - tb) * kBlockVectors], kTileTokens);

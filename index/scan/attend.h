@@ -10,7 +10,8 @@
 //    nibbles (scan_layout.h; any fast-scannable key format, QJL included),
 //    looked up 16 tokens at a time with SIMD permutes: exact float sums, no
 //    table quantization; keys with wide (5–8-bit) coordinates use 256-entry
-//    float tables per nibble pair instead (scalar, several times slower);
+//    float tables per nibble pair instead (gathers: an order of magnitude
+//    slower);
 //  - softmax is online over tiles of 256 tokens: a tile's logits, then its
 //    max; when the running max rises, the accumulators are rescaled by
 //    e^(old max − new max); weights come from a polynomial exp (relative error

@@ -48,15 +48,6 @@ void PairTable(const ScanLayout& layout, int p, const Codec& codec, const Codec:
   for (int n = 0; n < kPairTableSize; ++n) t[n] = lo_table[n & 15] + hi_table[n >> 4];
 }
 
-void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float* sums) {
-  std::fill(sums, sums + kBlockVectors, 0.0f);
-  for (int p = 0; p < n_pairs; ++p) {
-    const uint8_t* c = codes + static_cast<size_t>(p) * kPairCodeBytes;
-    const float* t = tables + static_cast<size_t>(p) * kPairTableSize;
-    for (int v = 0; v < kBlockVectors; ++v) sums[v] += t[c[v]];
-  }
-}
-
 }  // namespace internal
 
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
@@ -140,7 +131,7 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
       const float* w = weights + run.weight * kBlockVectors;
       if (!fast) {
         for (int q = 0; q < nq; ++q) {
-          internal::PairTableSums(
+          kernels->pair_table_sums(
               codes, &queries[q].pair_tables[run.first_pair * internal::kPairTableSize],
               run.n_pairs, sums.data());
           float* sq = &score[q * kBlockVectors];

@@ -15,7 +15,8 @@
 // Layouts with wide (5–8-bit) coordinates are not fast-scannable
 // (scan_layout.h): their queries hold one exact float table of 256 entries per
 // nibble pair instead, summed per vector in float — no table rounding
-// (ErrorBound is 0) but several times slower per code byte.
+// (ErrorBound is 0), summed with gathers: an order of magnitude slower per
+// vector than the nibble kernels (README has the measured rates).
 //
 // Thread-safety: a PreparedQuery is immutable after PrepareQuery; scoring is
 // const and may run concurrently.

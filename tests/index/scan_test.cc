@@ -65,6 +65,40 @@ TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
   }
 }
 
+// Pair-table sums (wide layouts): every ISA adds the same floats in the same
+// order, so results are bit-identical; integer-valued tables make the sums
+// exact, checked against a direct count.
+TEST(FastScanKernelTest, PairTableSumsEveryIsaEqualsScalar) {
+  std::mt19937 rng(2);
+  for (int n_pairs : {0, 1, 2, 31, 32, 33, 128}) {
+    std::vector<uint8_t> codes(n_pairs * kPairCodeBytes + 64);
+    for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
+    for (bool integer : {true, false}) {
+      std::vector<float> tables(n_pairs * internal::kPairTableSize + 64);
+      std::normal_distribution<float> gauss;
+      for (float& t : tables) t = integer ? static_cast<float>(rng() % 2001) - 1000.0f : gauss(rng);
+      std::vector<float> want(kBlockVectors);
+      internal::PairTableSumsScalar(codes.data(), tables.data(), n_pairs, want.data());
+      if (integer) {
+        for (int v = 0; v < kBlockVectors; ++v) {
+          int64_t exact = 0;
+          for (int p = 0; p < n_pairs; ++p) {
+            exact += static_cast<int64_t>(
+                tables[p * internal::kPairTableSize + codes[p * kPairCodeBytes + v]]);
+          }
+          ASSERT_EQ(want[v], static_cast<float>(exact)) << "n_pairs=" << n_pairs << " v=" << v;
+        }
+      }
+      for (Isa isa : SupportedIsas()) {
+        std::vector<float> got(kBlockVectors);
+        internal::GetFastScanKernels(isa)->pair_table_sums(codes.data(), tables.data(), n_pairs,
+                                                           got.data());
+        EXPECT_EQ(got, want) << IsaName(isa) << " n_pairs=" << n_pairs << " integer=" << integer;
+      }
+    }
+  }
+}
+
 TEST(ScanLayoutTest, ShapesOfPresets) {
   struct Case {
     const char* name;

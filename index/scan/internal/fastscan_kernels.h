@@ -46,15 +46,27 @@ using AccumulateFn = void (*)(const uint8_t* codes, const uint8_t* luts, int n_p
 using AccumulateMultiFn = void (*)(const uint8_t* codes, const uint8_t* const* luts, int nq,
                                    int n_pairs, uint16_t* out);
 
+// Pair tables (group_table.h; layouts with wide coordinates): 256 floats per
+// nibble pair, indexed by the pair's code byte.
+inline constexpr int kPairTableSize = 256;
+
+// sums[v] = Σ_{p < n_pairs} tables[256p + codes[32p + v]] for the 32 vectors v,
+// added in float from 0 in increasing p: every ISA gives the same floats.
+// REQUIRES: n_pairs >= 0.
+using PairTableSumsFn = void (*)(const uint8_t* codes, const float* tables, int n_pairs,
+                                 float* sums);
+
 struct FastScanKernels {
   AccumulateFn accumulate;
   AccumulateMultiFn accumulate_multi;
+  PairTableSumsFn pair_table_sums;
 };
 
 // The kernels for `isa` (kBest resolved); nullptr if unsupported.
 const FastScanKernels* GetFastScanKernels(Isa isa);
 
 void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out);
+void PairTableSumsScalar(const uint8_t* codes, const float* tables, int n_pairs, float* sums);
 const FastScanKernels* FastScanAvx2();    // nullptr when not compiled in
 const FastScanKernels* FastScanAvx512();  // nullptr when not compiled in
 

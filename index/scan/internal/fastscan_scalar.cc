@@ -14,8 +14,18 @@ void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, ui
   }
 }
 
+void PairTableSumsScalar(const uint8_t* codes, const float* tables, int n_pairs, float* sums) {
+  for (int v = 0; v < kBlockVectors; ++v) sums[v] = 0.0f;
+  for (int p = 0; p < n_pairs; ++p) {
+    const uint8_t* c = codes + static_cast<size_t>(p) * kPairCodeBytes;
+    const float* t = tables + static_cast<size_t>(p) * kPairTableSize;
+    for (int v = 0; v < kBlockVectors; ++v) sums[v] += t[c[v]];
+  }
+}
+
 namespace {
-constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>};
+constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
+                                     &PairTableSumsScalar};
 }  // namespace
 
 const FastScanKernels* GetFastScanKernels(Isa isa) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "index/codec/codec.h"
+#include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/scan_layout.h"
 
 namespace tqdb::index::internal {
@@ -21,17 +22,11 @@ namespace tqdb::index::internal {
 // REQUIRES: g is not wide.
 void GroupTable(const ScanLayout::Group& g, const Codec& codec, const Codec::Query& q, float* t);
 
-inline constexpr int kPairTableSize = 256;
-
 // t[n] for the 256 byte values n of pair p: the sum of its two nibble tables
 // at n & 15 and n >> 4, or for a wide coordinate j rotated_j · centroid(n)
 // (0 for n ≥ 2^bits, which no code holds).
 void PairTable(const ScanLayout& layout, int p, const Codec& codec, const Codec::Query& q,
                float* t);
-
-// For the 32 vectors v of a block: sums[v] = Σ_{p < n_pairs} tables[256p + codes[32p + v]],
-// added in float in increasing p, with codes and tables at a run's first pair.
-void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float* sums);
 
 }  // namespace tqdb::index::internal
 

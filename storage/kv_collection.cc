@@ -223,9 +223,8 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
   TQDB_RETURN_IF_ERROR(s.WithSegment(seq, [&](const Segment& segment, uint64_t length) {
     const auto [begin, end] = Clamp(options.begin, options.end, length);
     const size_t n = end - begin;
-    out.assign(heads * group * n, 0.0f);
+    out.resize(heads * group * n);
     if (n == 0) return absl::OkStatus();
-    const size_t b0 = begin / 32, b1 = (end + 31) / 32, stride = (b1 - b0) * 32;
     std::vector<absl::Status> status(heads);
     s.engine->pool().ParallelFor(heads, [&](size_t h) {
       if (options.cancelled && options.cancelled()) {
@@ -233,22 +232,20 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
         return;
       }
       std::vector<index::PreparedQuery> prepared(group);
-      std::vector<float> scores(group * stride);
-      const index::CodeBlocks& keys = *segment.keys[s.Family(layer, static_cast<int>(h))];
+      const int f = s.Family(layer, static_cast<int>(h));
+      const index::CodeBlocks& keys = *segment.keys[f];
       for (size_t g = 0; g < group; ++g) {
         index::PrepareQuery(keys.codec(), keys.layout(), &queries[(h * group + g) * d],
                             &prepared[g]);
       }
-      index::ScoreBlocks(keys, prepared.data(), static_cast<int>(group), b0, b1, scores.data(),
-                         stride);
-      const int f = s.Family(layer, static_cast<int>(h));
+      // The group's rows of `out` directly, scaled.
+      index::ScoreRange(keys, prepared.data(), static_cast<int>(group), begin, end, options.scale,
+                        &out[h * group * n], n);
       const internal::ExactRows* exact = segment.exact.get();
       const uint64_t exact_from = exact != nullptr ? std::max(begin, exact->begin()) : end;
       for (size_t g = 0; g < group; ++g) {
-        const float* row = &scores[g * stride + (begin - b0 * 32)];
         const float* q = &queries[(h * group + g) * d];
         float* dst = &out[(h * group + g) * n];
-        for (size_t t = 0; t < n; ++t) dst[t] = options.scale * row[t];
         // Tokens in the exact window: their exact logits replace the codes'.
         for (uint64_t t = exact_from; t < end; ++t) {
           const float* k = exact->Keys(f, t);

@@ -111,6 +111,15 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
 
 void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride, Isa isa) {
+  const size_t begin = block_begin * kBlockVectors;
+  const size_t end = std::min(block_end * kBlockVectors, blocks.size());
+  if (begin < end) ScoreRange(blocks, queries, nq, begin, end, 1.0f, out, stride, isa);
+}
+
+void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, size_t begin,
+                size_t end, float out_scale, float* out, size_t stride, Isa isa) {
+  const size_t block_begin = begin / kBlockVectors;
+  const size_t block_end = (end + kBlockVectors - 1) / kBlockVectors;
   const internal::FastScanKernels* kernels = internal::GetFastScanKernels(isa);
   if (kernels == nullptr) kernels = internal::GetFastScanKernels(Isa::kScalar);  // unsupported ISA
   const bool fast = blocks.layout().fast_scan();
@@ -152,9 +161,16 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
         for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * (delta * aq[v] + bias);
       }
     }
+    // Vectors [lo, hi) of this block are in the range.
+    const size_t lo = std::max(begin, first) - first, hi = std::min(end, first + count) - first;
     for (int q = 0; q < nq; ++q) {
-      std::copy(&score[q * kBlockVectors], &score[q * kBlockVectors] + count,
-                out + static_cast<size_t>(q) * stride + (first - block_begin * kBlockVectors));
+      const float* sq = &score[q * kBlockVectors];
+      float* dst = out + static_cast<size_t>(q) * stride + (first + lo - begin);
+      if (out_scale == 1.0f) {
+        std::copy(sq + lo, sq + hi, dst);
+      } else {
+        for (size_t v = lo; v < hi; ++v) dst[v - lo] = out_scale * sq[v];
+      }
     }
   }
 }

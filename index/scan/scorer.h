@@ -55,6 +55,13 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
                  size_t block_begin, size_t block_end, float* out, size_t stride,
                  Isa isa = Isa::kBest);
 
+// The same for the vectors [begin, end), each score multiplied by out_scale
+// (one float product, as the caller would do after): out[q·stride + i − begin].
+// Writes exactly nq rows of end − begin floats. REQUIRES: begin <= end <=
+// blocks.size(); stride >= end − begin.
+void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, size_t begin,
+                size_t end, float out_scale, float* out, size_t stride, Isa isa = Isa::kBest);
+
 // The table-rounding bound on |fast score − Codec::EstimateInnerProduct| for
 // vector i (float rounding of either sum is not included).
 float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i);

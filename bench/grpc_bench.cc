@@ -4,8 +4,9 @@
 //
 //   append_tokens_per_s   tokens appended per second through one
 //                         client-streaming AppendStream call, one token per
-//                         message as a runtime sends them (32 × 8 × 128, K4V4,
-//                         packed f32 bytes), acknowledged at Finish
+//                         message as a runtime sends them (32 × 8 × 128, K4V4),
+//                         acknowledged at Finish: packed f32 bytes, and packed
+//                         f16 (an f16 model's tensors as they are)
 //   score_ms_p50/p99, attend_ms_p50/p99   one Score / Attend call, end to end
 //                         (request, server work, the [H, n] logits back and
 //                         decoded): one layer, 8 KV heads × 4 query heads, over
@@ -37,6 +38,7 @@
 #include "bench/recall_util.h"
 #include "client/client.h"
 #include "client/server_process.h"
+#include "index/codec/fp16.h"
 
 namespace tqdb::bench {
 namespace {
@@ -133,8 +135,8 @@ std::vector<double> ServerLatenciesMs(const std::string& log_path, const std::st
 }
 
 // `tokens` single-token messages of one AppendStream call (32 × 8 × 128 by
-// default) after a short warm-up stream; returns tokens per second.
-void BenchAppend(Client& db, const Flags& flags) {
+// default) after a short warm-up stream, in f32 (half = false) or f16 bytes.
+void BenchAppend(Client& db, const Flags& flags, bool half) {
   client::KvConfig c;
   c.num_layers = static_cast<int>(flags.Int("layers", 32));
   c.num_kv_heads = static_cast<int>(flags.Int("heads", 8));
@@ -152,6 +154,11 @@ void BenchAppend(Client& db, const Flags& flags) {
   const std::vector<float> values =
       RandomUnitVectors(per_token * kPool / c.head_dim, c.head_dim, 2);
   std::vector<float> k_msg(per_token * per_message), v_msg(per_token * per_message);
+  // The f16 pools and messages, converted once.
+  std::vector<uint16_t> k_half(keys.size()), v_half(values.size());
+  std::transform(keys.begin(), keys.end(), k_half.begin(), index::FloatToHalf);
+  std::transform(values.begin(), values.end(), v_half.begin(), index::FloatToHalf);
+  std::vector<uint16_t> kh_msg(k_msg.size()), vh_msg(v_msg.size());
   const auto stream_tokens = [&](int n) {
     auto stream = db.OpenAppendStream();
     for (int t = 0; t < n; t += per_message) {
@@ -161,16 +168,24 @@ void BenchAppend(Client& db, const Flags& flags) {
         for (int j = 0; j < m; ++j) {
           const size_t src = (((t + j) % kPool) * per_token) + row * c.head_dim;
           const size_t dst = (row * m + j) * c.head_dim;
-          std::copy_n(keys.data() + src, c.head_dim, k_msg.data() + dst);
-          std::copy_n(values.data() + src, c.head_dim, v_msg.data() + dst);
+          if (half) {
+            std::copy_n(k_half.data() + src, c.head_dim, kh_msg.data() + dst);
+            std::copy_n(v_half.data() + src, c.head_dim, vh_msg.data() + dst);
+          } else {
+            std::copy_n(keys.data() + src, c.head_dim, k_msg.data() + dst);
+            std::copy_n(values.data() + src, c.head_dim, v_msg.data() + dst);
+          }
         }
       }
       const size_t floats = per_token * m;
-      if (!stream->Write("append", 1, m, absl::MakeConstSpan(k_msg.data(), floats),
-                         absl::MakeConstSpan(v_msg.data(), floats))
-               .ok()) {
-        break;  // Finish has the status
-      }
+      const absl::Status sent =
+          half ? stream->WriteBytes(
+                     "append", 1, m, client::DType::kF16,
+                     absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(kh_msg.data()), 2 * floats),
+                     absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(vh_msg.data()), 2 * floats))
+               : stream->Write("append", 1, m, absl::MakeConstSpan(k_msg.data(), floats),
+                               absl::MakeConstSpan(v_msg.data(), floats));
+      if (!sent.ok()) break;  // Finish has the status
     }
     return Check(stream->Finish(), "append stream");
   };
@@ -183,11 +198,11 @@ void BenchAppend(Client& db, const Flags& flags) {
   Line("append_tokens_per_s")
       .Add("shape", shape)
       .Add("format", "K4V4")
-      .Add("encoding", "packed_f32")
+      .Add("encoding", half ? "packed_f16" : "packed_f32")
       .Add("rpc", "AppendStream")
       .Add("tokens_per_message", per_message)
       .Add("tokens", static_cast<size_t>(result.appended))
-      .Add("mb_per_s", 2.0 * per_token * sizeof(float) * result.appended / seconds / 1e6)
+      .Add("mb_per_s", 2.0 * per_token * (half ? 2 : 4) * result.appended / seconds / 1e6)
       .Add("value", result.appended / seconds)
       .Add("loadavg_1m", LoadAverage())
       .Print();
@@ -356,7 +371,10 @@ int RunGrpc(int argc, char** argv) {
   options.target = scratch.target();
   options.timeout = std::chrono::seconds(120);
   auto db = Check(Client::Connect(options), "connect");
-  if (wanted("append")) BenchAppend(*db, flags);
+  if (wanted("append")) {
+    BenchAppend(*db, flags, /*half=*/false);
+    BenchAppend(*db, flags, /*half=*/true);
+  }
   if (wanted("queries")) BenchQueries(*db, flags, scratch.log_path());
   if (wanted("search")) {
     const std::string data = flags.Str("data", TQDB_DATA_DIR);

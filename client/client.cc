@@ -161,16 +161,19 @@ class AppendStreamImpl : public AppendStream {
 
   absl::Status Write(const std::string& collection, uint64_t seq, size_t n_tokens,
                      absl::Span<const float> keys, absl::Span<const float> values) override {
-    pb::AppendRequest req;
-    req.set_collection(collection);
-    req.set_sequence_id(seq);
-    req.set_n_tokens(n_tokens);
+    pb::AppendRequest req = Request(collection, seq, n_tokens);
     SetFloats(keys, encoding_, req.mutable_keys());
     SetFloats(values, encoding_, req.mutable_values());
-    if (!writer_->Write(req)) {
-      return absl::UnavailableError("the append stream broke (Finish has the status)");
-    }
-    return absl::OkStatus();
+    return Send(req);
+  }
+
+  absl::Status WriteBytes(const std::string& collection, uint64_t seq, size_t n_tokens,
+                          DType dtype, absl::Span<const uint8_t> keys,
+                          absl::Span<const uint8_t> values) override {
+    pb::AppendRequest req = Request(collection, seq, n_tokens);
+    SetBytes(dtype, keys, req.mutable_keys());
+    SetBytes(dtype, values, req.mutable_values());
+    return Send(req);
   }
 
   absl::StatusOr<AppendResult> Finish() override {
@@ -180,6 +183,21 @@ class AppendStreamImpl : public AppendStream {
   }
 
  private:
+  static pb::AppendRequest Request(const std::string& collection, uint64_t seq, size_t n_tokens) {
+    pb::AppendRequest req;
+    req.set_collection(collection);
+    req.set_sequence_id(seq);
+    req.set_n_tokens(n_tokens);
+    return req;
+  }
+
+  absl::Status Send(const pb::AppendRequest& req) {
+    if (!writer_->Write(req)) {
+      return absl::UnavailableError("the append stream broke (Finish has the status)");
+    }
+    return absl::OkStatus();
+  }
+
   std::unique_ptr<grpc::ClientContext> ctx_;
   Encoding encoding_;
   pb::AppendResponse resp_;

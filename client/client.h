@@ -139,6 +139,11 @@ class AppendStream {
   // An error means the stream broke: Finish tells why.
   virtual absl::Status Write(const std::string& collection, uint64_t seq, size_t n_tokens,
                              absl::Span<const float> keys, absl::Span<const float> values) = 0;
+  // The same with keys and values as packed little-endian `dtype` elements
+  // (a runtime's f16/bf16 tensors as they are).
+  virtual absl::Status WriteBytes(const std::string& collection, uint64_t seq, size_t n_tokens,
+                                  DType dtype, absl::Span<const uint8_t> keys,
+                                  absl::Span<const uint8_t> values) = 0;
   // Ends the stream: what was appended, or the first failing message's
   // status (the messages before it stay appended).
   virtual absl::StatusOr<AppendResult> Finish() = 0;

@@ -7,7 +7,7 @@
 #ifndef TQDB_STORAGE_DTYPE_H_
 #define TQDB_STORAGE_DTYPE_H_
 
-#include <cmath>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -42,20 +42,52 @@ inline float ElementAt(const uint8_t* data, DType dtype, size_t i) {
   return 0.0f;
 }
 
-// out[i] = element begin + i, for n elements.
+// out[i] = element begin + i, for n elements. One loop per dtype, so each
+// vectorizes.
 inline void ToFloat(const uint8_t* data, DType dtype, size_t begin, size_t n, float* out) {
-  if (dtype == DType::kF32) {
-    std::memcpy(out, data + 4 * begin, 4 * n);
-    return;
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(out, data + 4 * begin, 4 * n);
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      const uint8_t* p = data + 2 * begin;
+      const bool half = dtype == DType::kF16;
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = half ? index::HalfToFloat(h) : Bf16ToFloat(h);
+      }
+      return;
+    }
   }
-  for (size_t i = 0; i < n; ++i) out[i] = ElementAt(data, dtype, begin + i);
 }
 
-// Index of the first element of n that is not finite, or n.
+// Index of the first element of n that is not finite, or n. Checks the
+// exponent bits (all ones: infinity or NaN) a block at a time, so the common
+// all-finite case is one vectorized pass.
 inline size_t FirstNonFinite(const uint8_t* data, DType dtype, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    const float v = ElementAt(data, dtype, i);
-    if (!std::isfinite(v)) return i;
+  const size_t width = dtype == DType::kF32 ? 4 : 2;
+  const uint32_t mask = dtype == DType::kF32 ? 0x7f800000u : dtype == DType::kF16 ? 0x7c00u : 0x7f80u;
+  auto bits = [&](size_t i) {
+    if (width == 4) {
+      uint32_t x;
+      std::memcpy(&x, data + 4 * i, 4);
+      return x;
+    }
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    return uint32_t{h};
+  };
+  constexpr size_t kBlock = 1024;
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t e = std::min(n, b + kBlock);
+    bool bad = false;
+    for (size_t i = b; i < e; ++i) bad |= (bits(i) & mask) == mask;
+    if (!bad) continue;
+    for (size_t i = b; i < e; ++i) {
+      if ((bits(i) & mask) == mask) return i;
+    }
   }
   return n;
 }

@@ -32,16 +32,16 @@ inline uint16_t FloatToHalf(float f) {
   return static_cast<uint16_t>(h | sign);
 }
 
+// Branch-free (loops over arrays of halves vectorize): the half's exponent
+// and mantissa bits placed in a float's are that float times 2^-112, exactly,
+// for normal and subnormal halves alike; infinity and NaN keep an all-ones
+// exponent.
 inline float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  if (exp == 0) {  // zero or subnormal: mant · 2^-24, exact in float
-    const float mag = static_cast<float>(mant) * 0x1.0p-24f;
-    return std::bit_cast<float>(std::bit_cast<uint32_t>(mag) | sign);
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mant << 13));
-  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (mant << 13));
+  const uint32_t bits = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  float mag = std::bit_cast<float>(bits) * 0x1.0p112f;
+  if ((h & 0x7c00u) == 0x7c00u) mag = std::bit_cast<float>(bits | 0x7f800000u);
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(mag) | sign);
 }
 
 }  // namespace tqdb::index

@@ -415,18 +415,35 @@ TEST_P(ServerTest, KvHalfPrecisionBytes) {
   ASSERT_OK(client_->CreateKvCollection(c, config));
   const size_t n = 3, per_token = kLayers * kKvHeads * kHeadDim;
   const std::vector<float> k = GridFloats(per_token * n, 1), v = GridFloats(per_token * n, 2);
-  for (uint64_t seq : {1, 2, 3}) ASSERT_OK(client_->CreateSequence(c, seq));
+  for (uint64_t seq : {1, 2, 3, 4}) ASSERT_OK(client_->CreateSequence(c, seq));
   ASSERT_OK(client_->Append(c, 1, n, k, v));
   ASSERT_OK(client_->AppendBytes(c, 2, n, client::DType::kF16, ToF16(k), ToF16(v)));
   ASSERT_OK(client_->AppendBytes(c, 3, n, client::DType::kBF16, ToBf16(k), ToBf16(v)));
+  // Streamed bf16, one token a message (tensors are [layer][head][token][dim]).
+  auto stream = client_->OpenAppendStream();
+  for (size_t t = 0; t < n; ++t) {
+    std::vector<float> kt, vt;
+    for (size_t row = 0; row < kLayers * kKvHeads; ++row) {
+      const size_t at = (row * n + t) * kHeadDim;
+      kt.insert(kt.end(), k.begin() + at, k.begin() + at + kHeadDim);
+      vt.insert(vt.end(), v.begin() + at, v.begin() + at + kHeadDim);
+    }
+    ASSERT_OK(stream->WriteBytes(c, 4, 1, client::DType::kBF16, ToBf16(kt), ToBf16(vt)));
+  }
+  auto streamed = stream->Finish();
+  ASSERT_OK(streamed);
+  EXPECT_EQ(streamed->appended, n);
   // The same values in any dtype encode to the same codes.
-  std::vector<float> k1, v1, k2, v2, k3, v3;
+  std::vector<float> k1, v1, k2, v2, k3, v3, k4, v4;
   ASSERT_OK(client_->Read(c, 1, 0, std::nullopt, &k1, &v1));
   ASSERT_OK(client_->Read(c, 2, 0, std::nullopt, &k2, &v2));
   ASSERT_OK(client_->Read(c, 3, 0, std::nullopt, &k3, &v3));
+  ASSERT_OK(client_->Read(c, 4, 0, std::nullopt, &k4, &v4));
   EXPECT_EQ(k1, k2);
   EXPECT_EQ(k1, k3);
   EXPECT_EQ(v1, v3);
+  EXPECT_EQ(k1, k4);
+  EXPECT_EQ(v1, v4);
   // Odd byte counts and an f16 infinity.
   std::vector<uint8_t> odd = ToF16(k);
   odd.pop_back();

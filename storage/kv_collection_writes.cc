@@ -70,14 +70,15 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
   std::vector<uint8_t> codes(n * s.token_code_bytes);
   auto key_codes = [&](int f) { return &codes[n * s.record_offset[f]]; };
   auto value_codes = [&](int f) { return key_codes(f) + n * s.KeyBytes(f / c.num_kv_heads); };
-  std::vector<float> x(n * d);
-  for (int f = 0; f < s.families; ++f) {
-    const int layer = f / c.num_kv_heads;
+  // Families are independent: the query pool encodes them in parallel.
+  s.engine->pool().ParallelFor(s.families, [&](size_t f) {
+    const int layer = static_cast<int>(f) / c.num_kv_heads;
+    std::vector<float> x(n * d);
     ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
-    s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes(f));
+    s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes(static_cast<int>(f)));
     ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());
-    s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes(f));
-  }
+    s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes(static_cast<int>(f)));
+  });
 
   std::unique_lock<std::shared_mutex> append_lock(seq->append_mu);
   const uint64_t begin = seq->meta.length();
@@ -178,10 +179,11 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
     std::unique_lock<std::shared_mutex> seg_lock(seq->seg_mu);
     in_memory = seq->segment != nullptr;
     if (in_memory) {
-      for (int f = 0; f < s.families; ++f) {
-        seq->segment->keys[f]->AppendCodes(key_codes(f), n);
-        seq->segment->values[f]->AppendCodes(value_codes(f), n);
-      }
+      Segment& segment = *seq->segment;
+      s.engine->pool().ParallelFor(s.families, [&](size_t f) {
+        segment.keys[f]->AppendCodes(key_codes(static_cast<int>(f)), n);
+        segment.values[f]->AppendCodes(value_codes(static_cast<int>(f)), n);
+      });
       if (internal::ExactRows* exact = seq->segment->exact.get()) {
         exact->DropBefore(window_begin);
         for (size_t at = 0; at < window_records.size(); at += s.WindowElements()) {

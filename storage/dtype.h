@@ -24,6 +24,14 @@ inline float Bf16ToFloat(uint16_t h) {
   return f;
 }
 
+// Rounds to nearest, ties to even (the top half of the float, rounded).
+// REQUIRES: f is not NaN (NaN payloads are not preserved).
+inline uint16_t FloatToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 // Element i of `data` (dtype elements) as a float.
 inline float ElementAt(const uint8_t* data, DType dtype, size_t i) {
   switch (dtype) {
@@ -57,6 +65,26 @@ inline void ToFloat(const uint8_t* data, DType dtype, size_t begin, size_t n, fl
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
         out[i] = half ? index::HalfToFloat(h) : Bf16ToFloat(h);
+      }
+      return;
+    }
+  }
+}
+
+// The inverse: n floats to dtype elements at out (little-endian), rounding
+// to nearest even for f16 and bf16. One loop per dtype, so each vectorizes.
+// REQUIRES: x holds no NaN when dtype is kBF16.
+inline void FromFloat(const float* x, size_t n, DType dtype, uint8_t* out) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(out, x, 4 * n);
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      const bool half = dtype == DType::kF16;
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t h = half ? index::FloatToHalf(x[i]) : FloatToBf16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
       }
       return;
     }

@@ -11,24 +11,24 @@
 namespace tqdb::index {
 
 // Rounds to nearest, ties to even; overflow gives ±infinity; NaN → quiet NaN.
+// Branch-free (every case is computed, one is selected), so loops over arrays
+// vectorize.
 inline uint16_t FloatToHalf(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  x &= 0x7fffffffu;
-  uint32_t h;
-  if (x >= 0x47800000u) {                  // ≥ 65536, inf or NaN
-    h = x > 0x7f800000u ? 0x7e00u | ((x >> 13) & 0x3ffu) : 0x7c00u;
-  } else if (x < 0x38800000u) {            // below the smallest normal half
-    // Adding 0.5 aligns the half subnormal's ULP (2^-24) to the float's last
-    // bit of mantissa, so the float adder does the round-to-nearest-even.
-    const float magic = std::bit_cast<float>(126u << 23);  // 0.5
-    const float sum = std::bit_cast<float>(x) + magic;
-    h = std::bit_cast<uint32_t>(sum) - (126u << 23);
-  } else {
-    const uint32_t odd = (x >> 13) & 1u;
-    x += 0xc8000fffu + odd;                // rebias exponent (−112 << 23), round
-    h = x >> 13;                           // a carry into the exponent gives inf
-  }
+  const uint32_t bits = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t x = bits & 0x7fffffffu;
+  // ≥ 65536: infinity, or NaN with its top mantissa bits (made quiet).
+  const uint32_t special = x > 0x7f800000u ? 0x7e00u | ((x >> 13) & 0x3ffu) : 0x7c00u;
+  // Below the smallest normal half: adding 0.5 aligns the half subnormal's
+  // ULP (2^-24) to the float's last mantissa bit, so the float adder does the
+  // round-to-nearest-even.
+  const uint32_t subnormal =
+      std::bit_cast<uint32_t>(std::bit_cast<float>(x) + std::bit_cast<float>(126u << 23)) -
+      (126u << 23);
+  // Normal: rebias the exponent (−112 << 23) and round; a carry into the
+  // exponent gives infinity.
+  const uint32_t normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;
+  const uint32_t h = x >= 0x47800000u ? special : x < 0x38800000u ? subnormal : normal;
   return static_cast<uint16_t>(h | sign);
 }
 

@@ -1,29 +1,13 @@
 #include "storage/internal/exact_window.h"
 
-#include <cstring>
 
-#include "index/codec/fp16.h"
 #include "storage/dtype.h"
 
 namespace tqdb::storage::internal {
 
 std::string EncodeWindowRecord(const float* record, size_t elements, DType dtype) {
   std::string out(elements * DTypeBytes(dtype), '\0');
-  for (size_t i = 0; i < elements; ++i) {
-    if (dtype == DType::kF32) {
-      std::memcpy(&out[4 * i], &record[i], 4);
-    } else {
-      uint16_t h;
-      if (dtype == DType::kF16) {
-        h = index::FloatToHalf(record[i]);
-      } else {  // bf16, rounded to nearest even
-        uint32_t bits;
-        std::memcpy(&bits, &record[i], 4);
-        h = static_cast<uint16_t>((bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
-      }
-      std::memcpy(&out[2 * i], &h, 2);
-    }
-  }
+  FromFloat(record, elements, dtype, reinterpret_cast<uint8_t*>(out.data()));
   return out;
 }
 

@@ -3,6 +3,7 @@
 // finds the first infinity or NaN wherever it is, in every dtype.
 #include "storage/dtype.h"
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -41,6 +42,38 @@ TEST(DTypeTest, ToFloatEqualsElementAtForEveryHalfPattern) {
     ToFloat(bytes.data(), dtype, 1000, 5, part.data());
     for (size_t i = 0; i < 5; ++i) EXPECT_EQ(part[i], out[1000 + i]);
   }
+}
+
+TEST(DTypeTest, FromFloatRoundsToNearestEven) {
+  // f16: what FloatToHalf gives (itself pinned against F16C in the index
+  // tests); bf16: ties go to the even neighbour, the rest to the nearest.
+  const float x[] = {1.0f, -2.5f, 65504.0f, 1e-6f, 3.14159265f,
+                     std::bit_cast<float>(0x3f808000u),   // tie, even below: 0x3f80
+                     std::bit_cast<float>(0x3f818000u),   // tie, odd below: 0x3f82
+                     std::bit_cast<float>(0x3f808001u),   // just above a tie: 0x3f81
+                     std::numeric_limits<float>::infinity()};
+  constexpr size_t kN = sizeof(x) / sizeof(x[0]);
+  std::vector<uint8_t> f16(2 * kN), bf16(2 * kN), f32(4 * kN);
+  FromFloat(x, kN, DType::kF16, f16.data());
+  FromFloat(x, kN, DType::kBF16, bf16.data());
+  FromFloat(x, kN, DType::kF32, f32.data());
+  EXPECT_EQ(0, std::memcmp(f32.data(), x, sizeof(x)));
+  for (size_t i = 0; i < kN; ++i) {
+    uint16_t h, b;
+    std::memcpy(&h, &f16[2 * i], 2);
+    std::memcpy(&b, &bf16[2 * i], 2);
+    EXPECT_EQ(h, index::FloatToHalf(x[i])) << i;
+    EXPECT_EQ(b, FloatToBf16(x[i])) << i;
+  }
+  uint16_t b;
+  std::memcpy(&b, &bf16[2 * 5], 2);
+  EXPECT_EQ(b, 0x3f80);
+  std::memcpy(&b, &bf16[2 * 6], 2);
+  EXPECT_EQ(b, 0x3f82);
+  std::memcpy(&b, &bf16[2 * 7], 2);
+  EXPECT_EQ(b, 0x3f81);
+  std::memcpy(&b, &bf16[2 * 8], 2);
+  EXPECT_EQ(b, 0x7f80);  // infinity stays infinity
 }
 
 TEST(DTypeTest, FirstNonFiniteFindsTheFirstWherever) {

@@ -38,7 +38,7 @@
 #include "bench/recall_util.h"
 #include "client/client.h"
 #include "client/server_process.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 
 namespace tqdb::bench {
 namespace {
@@ -156,8 +156,8 @@ void BenchAppend(Client& db, const Flags& flags, bool half) {
   std::vector<float> k_msg(per_token * per_message), v_msg(per_token * per_message);
   // The f16 pools and messages, converted once.
   std::vector<uint16_t> k_half(keys.size()), v_half(values.size());
-  std::transform(keys.begin(), keys.end(), k_half.begin(), index::FloatToHalf);
-  std::transform(values.begin(), values.end(), v_half.begin(), index::FloatToHalf);
+  std::transform(keys.begin(), keys.end(), k_half.begin(), FloatToHalf);
+  std::transform(values.begin(), values.end(), v_half.begin(), FloatToHalf);
   std::vector<uint16_t> kh_msg(k_msg.size()), vh_msg(v_msg.size());
   const auto stream_tokens = [&](int n) {
     auto stream = db.OpenAppendStream();

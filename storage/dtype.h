@@ -1,5 +1,6 @@
 // Element types of vectors handed to the store (DType: f32, f16, bf16,
-// little-endian), their conversion to float, and the finiteness check every
+// little-endian), their conversion to and from float (common/fp16.h holds the
+// element conversions), and the finiteness check every
 // write does before touching the store. Public so the server converts wire
 // tensors exactly as the store does.
 //
@@ -12,25 +13,10 @@
 #include <cstdint>
 #include <cstring>
 
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "storage/options.h"
 
 namespace tqdb::storage {
-
-inline float Bf16ToFloat(uint16_t h) {
-  const uint32_t bits = uint32_t{h} << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Rounds to nearest, ties to even (the top half of the float, rounded).
-// REQUIRES: f is not NaN (NaN payloads are not preserved).
-inline uint16_t FloatToBf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
 
 // Element i of `data` (dtype elements) as a float.
 inline float ElementAt(const uint8_t* data, DType dtype, size_t i) {
@@ -44,7 +30,7 @@ inline float ElementAt(const uint8_t* data, DType dtype, size_t i) {
     case DType::kBF16: {
       uint16_t h;
       std::memcpy(&h, data + 2 * i, 2);
-      return dtype == DType::kF16 ? index::HalfToFloat(h) : Bf16ToFloat(h);
+      return dtype == DType::kF16 ? HalfToFloat(h) : Bf16ToFloat(h);
     }
   }
   return 0.0f;
@@ -64,7 +50,7 @@ inline void ToFloat(const uint8_t* data, DType dtype, size_t begin, size_t n, fl
       for (size_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
-        out[i] = half ? index::HalfToFloat(h) : Bf16ToFloat(h);
+        out[i] = half ? HalfToFloat(h) : Bf16ToFloat(h);
       }
       return;
     }
@@ -83,7 +69,7 @@ inline void FromFloat(const float* x, size_t n, DType dtype, uint8_t* out) {
     case DType::kBF16: {
       const bool half = dtype == DType::kF16;
       for (size_t i = 0; i < n; ++i) {
-        const uint16_t h = half ? index::FloatToHalf(x[i]) : FloatToBf16(x[i]);
+        const uint16_t h = half ? FloatToHalf(x[i]) : FloatToBf16(x[i]);
         std::memcpy(out + 2 * i, &h, 2);
       }
       return;

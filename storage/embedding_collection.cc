@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/codec/codec.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/searcher.h"
 #include "storage/catalog.pb.h"
@@ -281,7 +281,7 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
     raw.clear();
     for (size_t j = 0; j < d; ++j) {
       if (s.config.keep_raw == RawType::kF16) {
-        const uint16_t h = index::FloatToHalf(x[i * d + j]);
+        const uint16_t h = FloatToHalf(x[i * d + j]);
         raw.append(reinterpret_cast<const char*>(&h), 2);
       } else {
         raw.append(reinterpret_cast<const char*>(&x[i * d + j]), 4);
@@ -304,7 +304,7 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
       // Memory holds what disk holds (fp16 rounding included).
       for (size_t j = 0; j < d; ++j) {
         stored[j] = s.config.keep_raw == RawType::kF16
-                        ? index::HalfToFloat(index::FloatToHalf(x[i * d + j]))
+                        ? HalfToFloat(FloatToHalf(x[i * d + j]))
                         : x[i * d + j];
       }
       raw_vector = stored.data();

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/codec/codebook.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "index/codec/internal/kernels.h"
 #include "index/codec/internal/scratch.h"
 #include "index/codec/internal/streams.h"

@@ -18,7 +18,7 @@
 #include "client/server_process.h"
 #include "common/testing.h"
 #include "gtest/gtest.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "tqdb/v1/tqdb.grpc.pb.h"
 
 namespace tqdb {
@@ -62,7 +62,7 @@ std::vector<float> GridFloats(size_t n, uint32_t seed) {
 std::vector<uint8_t> ToF16(const std::vector<float>& v) {
   std::vector<uint8_t> out(v.size() * 2);
   for (size_t i = 0; i < v.size(); ++i) {
-    const uint16_t h = index::FloatToHalf(v[i]);
+    const uint16_t h = FloatToHalf(v[i]);
     std::memcpy(out.data() + 2 * i, &h, 2);
   }
   return out;

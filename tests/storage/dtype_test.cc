@@ -62,7 +62,7 @@ TEST(DTypeTest, FromFloatRoundsToNearestEven) {
     uint16_t h, b;
     std::memcpy(&h, &f16[2 * i], 2);
     std::memcpy(&b, &bf16[2 * i], 2);
-    EXPECT_EQ(h, index::FloatToHalf(x[i])) << i;
+    EXPECT_EQ(h, FloatToHalf(x[i])) << i;
     EXPECT_EQ(b, FloatToBf16(x[i])) << i;
   }
   uint16_t b;
@@ -95,7 +95,7 @@ TEST(DTypeTest, FirstNonFiniteFindsTheFirstWherever) {
           for (size_t i = 0; i < kN; ++i) {
             uint32_t bits;
             std::memcpy(&bits, &x[i], 4);
-            h[i] = dtype == DType::kF16 ? index::FloatToHalf(x[i])
+            h[i] = dtype == DType::kF16 ? FloatToHalf(x[i])
                                         : static_cast<uint16_t>(bits >> 16);
           }
           bytes = Bytes(h.data(), 2 * kN);

@@ -27,7 +27,7 @@
 #include "gtest/gtest.h"
 #include "index/codec/codec.h"
 #include "index/codec/format.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/searcher.h"
 #include "storage/store.h"
@@ -88,7 +88,7 @@ std::vector<float> Normalized(std::vector<float> x, int dim) {
 }
 
 std::vector<float> Fp16Rounded(std::vector<float> x) {
-  for (float& v : x) v = index::HalfToFloat(index::FloatToHalf(v));
+  for (float& v : x) v = HalfToFloat(FloatToHalf(v));
   return x;
 }
 
@@ -917,7 +917,7 @@ TEST_F(EmbeddingCollectionTest, BadInputIsRejectedAndChangesNothing) {
     EXPECT_STATUS_CODE(coll->Upsert({5, 5}, y), kBad);
     // Byte spans: an f16 upsert sized as f32, and an f16 NaN.
     std::vector<uint16_t> half(2 * kDim);
-    for (size_t i = 0; i < half.size(); ++i) half[i] = index::FloatToHalf(y[i]);
+    for (size_t i = 0; i < half.size(); ++i) half[i] = FloatToHalf(y[i]);
     const auto* half_bytes = reinterpret_cast<const uint8_t*>(half.data());
     EXPECT_STATUS_CODE(coll->Upsert(new_ids, DType::kF16,
                                     absl::Span<const uint8_t>(half_bytes, 4 * half.size())),
@@ -1035,8 +1035,8 @@ TEST_F(EmbeddingCollectionTest, HalfPrecisionUpsertsEqualF32OfTheSameValues) {
     std::vector<uint16_t> half(x.size());
     std::vector<float> widened(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
-      half[i] = dtype == DType::kF16 ? index::FloatToHalf(x[i]) : FloatToBf16(x[i]);
-      widened[i] = dtype == DType::kF16 ? index::HalfToFloat(half[i]) : Bf16ToFloat(half[i]);
+      half[i] = dtype == DType::kF16 ? FloatToHalf(x[i]) : FloatToBf16(x[i]);
+      widened[i] = dtype == DType::kF16 ? HalfToFloat(half[i]) : Bf16ToFloat(half[i]);
     }
     ASSERT_NE(widened, x);
     auto a = Create(name, Config(kDim, Metric::kL2, RawType::kF32));

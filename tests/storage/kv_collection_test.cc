@@ -13,7 +13,7 @@
 #include "common/testing.h"
 #include "gtest/gtest.h"
 #include "index/codec/codec.h"
-#include "index/codec/fp16.h"
+#include "common/fp16.h"
 #include "index/scan/attend.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/scorer.h"
@@ -388,12 +388,12 @@ TEST_F(KvCollectionTest, HalfPrecisionInputsEncodeTheirFloatValues) {
       for (size_t i = 0; i < src->size(); ++i) {
         uint32_t bits;
         std::memcpy(&bits, &(*src)[i], 4);
-        (*dst)[i] = dtype == DType::kF16 ? index::FloatToHalf((*src)[i])
+        (*dst)[i] = dtype == DType::kF16 ? FloatToHalf((*src)[i])
                                          : static_cast<uint16_t>(bits >> 16);  // truncation
         const uint32_t back = uint32_t{(*dst)[i]} << 16;
         float f;
         std::memcpy(&f, &back, 4);
-        (*r)[i] = dtype == DType::kF16 ? index::HalfToFloat((*dst)[i]) : f;
+        (*r)[i] = dtype == DType::kF16 ? HalfToFloat((*dst)[i]) : f;
       }
     }
     const uint64_t seq = static_cast<uint64_t>(dtype);
@@ -689,7 +689,7 @@ TEST_F(KvCollectionTest, HalfPrecisionWindowsHoldRoundedValues) {
     for (size_t i = 2; i < 6; ++i) {
       for (int j = 0; j < kDim; ++j) {
         const float x = t.keys[(f * t.n + i) * kDim + j];
-        ASSERT_EQ(keys[(f * 4 + i - 2) * kDim + j], index::HalfToFloat(index::FloatToHalf(x)));
+        ASSERT_EQ(keys[(f * 4 + i - 2) * kDim + j], HalfToFloat(FloatToHalf(x)));
       }
     }
   }

@@ -1,14 +1,16 @@
-// IEEE binary16 <-> binary32 conversion, bit-exact with the x86 F16C
-// instructions (vcvtps2ph with round-to-nearest-even, vcvtph2ps) for every
-// finite input and infinity. Used for stored norms and scales.
+// Half-precision floats: IEEE binary16 <-> binary32 conversion, bit-exact
+// with the x86 F16C instructions (vcvtps2ph with round-to-nearest-even,
+// vcvtph2ps) for every finite input and infinity, and bfloat16 (the top half
+// of a binary32). Used for stored norms and scales, the store's f16/bf16
+// inputs and windows, and packed wire tensors.
 // Thread-safety: pure functions.
-#ifndef TQDB_INDEX_CODEC_FP16_H_
-#define TQDB_INDEX_CODEC_FP16_H_
+#ifndef TQDB_COMMON_FP16_H_
+#define TQDB_COMMON_FP16_H_
 
 #include <bit>
 #include <cstdint>
 
-namespace tqdb::index {
+namespace tqdb {
 
 // Rounds to nearest, ties to even; overflow gives ±infinity; NaN → quiet NaN.
 // Branch-free (every case is computed, one is selected), so loops over arrays
@@ -44,6 +46,15 @@ inline float HalfToFloat(uint16_t h) {
   return std::bit_cast<float>(std::bit_cast<uint32_t>(mag) | sign);
 }
 
-}  // namespace tqdb::index
+inline float Bf16ToFloat(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }
 
-#endif  // TQDB_INDEX_CODEC_FP16_H_
+// Rounds to nearest, ties to even (the top half of the float, rounded).
+// REQUIRES: f is not NaN (NaN payloads are not preserved).
+inline uint16_t FloatToBf16(float f) {
+  const uint32_t bits = std::bit_cast<uint32_t>(f);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+}  // namespace tqdb
+
+#endif  // TQDB_COMMON_FP16_H_

@@ -9,7 +9,8 @@
 //                         f16 (an f16 model's tensors as they are)
 //   score_ms_p50/p99, attend_ms_p50/p99   one Score / Attend call, end to end
 //                         (request, server work, the [H, n] logits back and
-//                         decoded): one layer, 8 KV heads × 4 query heads, over
+//                         decoded; with f32 and with f16 results): one layer,
+//                         8 KV heads × 4 query heads, over
 //                         `--tokens` tokens (default 32768, appended 512 per
 //                         message); server_ms beside: the same quantile of the
 //                         server's own latency (its log), without the transport
@@ -239,14 +240,18 @@ void BenchQueries(Client& db, const Flags& flags, const std::string& log_path) {
   const double setup_s = Now() - setup0;
   const std::vector<float> q =
       RandomUnitVectors(static_cast<size_t>(c.num_kv_heads) * kGroup, c.head_dim, 6);
-  for (const char* what : {"score", "attend"}) {
+  // Each call with f32 results, then with f16 results (half the bytes back).
+  for (const auto& [what, half] : {std::pair{"score", false}, std::pair{"score", true},
+                                   std::pair{"attend", false}, std::pair{"attend", true}}) {
+    client::RangeOptions options;
+    if (half) options.result_dtype = client::DType::kF16;
     std::vector<double> ms;
     for (int r = -10; r < reps; ++r) {  // 10 warm-up calls
       const double t0 = Now();
       if (what[0] == 's') {
-        Check(db.Score("queries", 1, 0, q).status(), "score");
+        Check(db.Score("queries", 1, 0, q, options).status(), "score");
       } else {
-        Check(db.Attend("queries", 1, 0, q).status(), "attend");
+        Check(db.Attend("queries", 1, 0, q, options).status(), "attend");
       }
       if (r >= 0) ms.push_back((Now() - t0) * 1e3);
     }
@@ -262,6 +267,7 @@ void BenchQueries(Client& db, const Flags& flags, const std::string& log_path) {
           .Add("query_heads", c.num_kv_heads * kGroup)
           .Add("head_dim", c.head_dim)
           .Add("format", "K4V4")
+          .Add("result_dtype", half ? "f16" : "f32")
           .Add("reps", reps)
           .Add("setup_s", setup_s)
           .Add("value", Percentile(ms, p))

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/fp16.h"
 #include "common/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tqdb/v1/tqdb.grpc.pb.h"
@@ -50,13 +51,33 @@ void SetBytes(DType dtype, absl::Span<const uint8_t> bytes, pb::Tensor* out) {
   out->set_data(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-// A response tensor's elements (the server sends floats or f32 bytes).
+// A response tensor's elements (the server sends floats, or f32 bytes, or
+// f16/bf16 bytes when asked to).
 absl::StatusOr<std::vector<float>> ToFloats(const pb::Tensor& t) {
   if (t.data().empty()) return std::vector<float>(t.values().begin(), t.values().end());
-  if (t.dtype() != pb::DTYPE_F32 || t.data().size() % sizeof(float) != 0) {
-    return absl::InternalError("the server sent a tensor that is not f32");
+  const bool half = t.dtype() == pb::DTYPE_F16 || t.dtype() == pb::DTYPE_BF16;
+  const size_t width = half ? 2 : sizeof(float);
+  if ((!half && t.dtype() != pb::DTYPE_F32) || t.data().size() % width != 0) {
+    return absl::InternalError("the server sent a tensor that is not f32, f16 or bf16");
   }
-  std::vector<float> out(t.data().size() / sizeof(float));
+  std::vector<float> out(t.data().size() / width);
+  const char* data = t.data().data();
+  if (t.dtype() == pb::DTYPE_F16) {  // one loop per type, so each vectorizes
+    for (size_t i = 0; i < out.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      out[i] = HalfToFloat(h);
+    }
+    return out;
+  }
+  if (t.dtype() == pb::DTYPE_BF16) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      out[i] = Bf16ToFloat(h);
+    }
+    return out;
+  }
   std::memcpy(out.data(), t.data().data(), t.data().size());
   return out;
 }
@@ -368,6 +389,7 @@ void FillRangeRequest(const std::string& collection, uint64_t seq, int layer,
   req->set_scale(options.scale);
   req->set_begin(options.begin);
   if (options.end.has_value()) req->set_end(*options.end);
+  if (options.result_dtype.has_value()) req->set_result_dtype(ToProto(*options.result_dtype));
 }
 
 }  // namespace

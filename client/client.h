@@ -124,6 +124,10 @@ struct RangeOptions {
   uint64_t begin = 0;
   std::optional<uint64_t> end;  // default: the sequence's end
   float scale = 0.0f;
+  // The server sends the result in this type (f16/bf16: half the bytes,
+  // rounded to nearest even); the client returns floats either way.
+  // Default: unset, f32.
+  std::optional<DType> result_dtype;
 };
 
 struct Hit {

@@ -12,15 +12,18 @@
 
 namespace tqdb {
 
+// All ones when `condition`, else 0: selects without branches.
+inline uint32_t MaskIf(bool condition) { return 0u - static_cast<uint32_t>(condition); }
+
 // Rounds to nearest, ties to even; overflow gives ±infinity; NaN → quiet NaN.
-// Branch-free (every case is computed, one is selected), so loops over arrays
-// vectorize.
+// Branch-free (every case is computed, one is selected by masks), so loops
+// over arrays vectorize.
 inline uint16_t FloatToHalf(float f) {
   const uint32_t bits = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (bits >> 16) & 0x8000u;
   const uint32_t x = bits & 0x7fffffffu;
   // ≥ 65536: infinity, or NaN with its top mantissa bits (made quiet).
-  const uint32_t special = x > 0x7f800000u ? 0x7e00u | ((x >> 13) & 0x3ffu) : 0x7c00u;
+  const uint32_t special = 0x7c00u | (MaskIf(x > 0x7f800000u) & (0x200u | ((x >> 13) & 0x3ffu)));
   // Below the smallest normal half: adding 0.5 aligns the half subnormal's
   // ULP (2^-24) to the float's last mantissa bit, so the float adder does the
   // round-to-nearest-even.
@@ -30,7 +33,9 @@ inline uint16_t FloatToHalf(float f) {
   // Normal: rebias the exponent (−112 << 23) and round; a carry into the
   // exponent gives infinity.
   const uint32_t normal = (x + 0xc8000fffu + ((x >> 13) & 1u)) >> 13;
-  const uint32_t h = x >= 0x47800000u ? special : x < 0x38800000u ? subnormal : normal;
+  const uint32_t is_special = MaskIf(x >= 0x47800000u), is_subnormal = MaskIf(x < 0x38800000u);
+  const uint32_t h = (special & is_special) | (subnormal & is_subnormal) |
+                     (normal & ~(is_special | is_subnormal));
   return static_cast<uint16_t>(h | sign);
 }
 
@@ -41,9 +46,9 @@ inline uint16_t FloatToHalf(float f) {
 inline float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t bits = static_cast<uint32_t>(h & 0x7fffu) << 13;
-  float mag = std::bit_cast<float>(bits) * 0x1.0p112f;
-  if ((h & 0x7c00u) == 0x7c00u) mag = std::bit_cast<float>(bits | 0x7f800000u);
-  return std::bit_cast<float>(std::bit_cast<uint32_t>(mag) | sign);
+  const uint32_t scaled = std::bit_cast<uint32_t>(std::bit_cast<float>(bits) * 0x1.0p112f);
+  const uint32_t is_special = MaskIf((h & 0x7c00u) == 0x7c00u);
+  return std::bit_cast<float>((scaled & ~is_special) | ((bits | 0x7f800000u) & is_special) | sign);
 }
 
 inline float Bf16ToFloat(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }

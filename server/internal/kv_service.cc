@@ -134,6 +134,7 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     int64_t heads = 0;
     TQDB_ASSIGN_OR_RETURN(std::vector<float> queries, Queries(*kv, req->queries(), &packed, &heads));
     TQDB_RETURN_IF_ERROR(CheckScale(req->scale()));
+    TQDB_ASSIGN_OR_RETURN(ResultForm form, ResultFormFor(packed, req->result_dtype()));
     storage::KvScoreOptions options;
     options.scale = req->scale() == 0.0f ? 1.0f : req->scale();
     options.begin = req->begin();
@@ -146,7 +147,7 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     TQDB_ASSIGN_OR_RETURN(std::vector<float> logits, std::move(scored));
     const int64_t n = static_cast<int64_t>(logits.size()) / heads;
     call.set_items(static_cast<uint64_t>(heads));
-    FillTensor(logits, {heads, n}, packed, resp->mutable_logits());
+    FillTensor(logits, {heads, n}, form, resp->mutable_logits());
     resp->set_begin(req->begin());
     resp->set_end(req->begin() + static_cast<uint64_t>(n));
     return absl::OkStatus();
@@ -162,6 +163,7 @@ grpc::Status KvService::Attend(grpc::ServerContext* ctx, const pb::AttendRequest
     int64_t heads = 0;
     TQDB_ASSIGN_OR_RETURN(std::vector<float> queries, Queries(*kv, req->queries(), &packed, &heads));
     TQDB_RETURN_IF_ERROR(CheckScale(req->scale()));
+    TQDB_ASSIGN_OR_RETURN(ResultForm form, ResultFormFor(packed, req->result_dtype()));
     storage::KvAttendOptions options;
     options.scale = req->scale();
     options.begin = req->begin();
@@ -173,7 +175,7 @@ grpc::Status KvService::Attend(grpc::ServerContext* ctx, const pb::AttendRequest
     if (absl::IsCancelled(attended.status())) return call.CheckCancelled();
     TQDB_ASSIGN_OR_RETURN(std::vector<float> out, std::move(attended));
     call.set_items(static_cast<uint64_t>(heads));
-    FillTensor(out, {heads, kv->config().head_dim}, packed, resp->mutable_output());
+    FillTensor(out, {heads, kv->config().head_dim}, form, resp->mutable_output());
     return absl::OkStatus();
   });
 }

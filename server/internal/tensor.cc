@@ -1,6 +1,8 @@
 #include "server/internal/tensor.h"
 
 #include <cmath>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,33 @@ float ElementAt(const TensorView& view, size_t i) {
   return view.packed ? storage::ElementAt(view.bytes.data(), view.dtype, i) : view.floats[i];
 }
 
+// The element type a proto DType names; nullopt for UNSPECIFIED and values
+// outside the enum.
+std::optional<storage::DType> FromProto(tqdb::v1::DType dtype) {
+  switch (dtype) {
+    case tqdb::v1::DTYPE_F32:
+      return storage::DType::kF32;
+    case tqdb::v1::DTYPE_F16:
+      return storage::DType::kF16;
+    case tqdb::v1::DTYPE_BF16:
+      return storage::DType::kBF16;
+    default:
+      return std::nullopt;
+  }
+}
+
+tqdb::v1::DType ToProto(storage::DType dtype) {
+  switch (dtype) {
+    case storage::DType::kF16:
+      return tqdb::v1::DTYPE_F16;
+    case storage::DType::kBF16:
+      return tqdb::v1::DTYPE_BF16;
+    case storage::DType::kF32:
+      break;
+  }
+  return tqdb::v1::DTYPE_F32;
+}
+
 }  // namespace
 
 absl::StatusOr<TensorView> ViewTensor(const tqdb::v1::Tensor& tensor, absl::string_view what) {
@@ -35,20 +64,12 @@ absl::StatusOr<TensorView> ViewTensor(const tqdb::v1::Tensor& tensor, absl::stri
   }
   if (!tensor.data().empty()) {
     view.packed = true;
-    switch (tensor.dtype()) {
-      case tqdb::v1::DTYPE_F32:
-        view.dtype = storage::DType::kF32;
-        break;
-      case tqdb::v1::DTYPE_F16:
-        view.dtype = storage::DType::kF16;
-        break;
-      case tqdb::v1::DTYPE_BF16:
-        view.dtype = storage::DType::kBF16;
-        break;
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, ": data needs dtype DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
+    std::optional<storage::DType> dtype = FromProto(tensor.dtype());
+    if (!dtype.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": data needs dtype DTYPE_F32, DTYPE_F16 or DTYPE_BF16"));
     }
+    view.dtype = *dtype;
     const size_t element = storage::DTypeBytes(view.dtype);
     if (tensor.data().size() % element != 0) {
       return absl::InvalidArgumentError(absl::StrCat(what, ": ", tensor.data().size(),
@@ -142,16 +163,35 @@ absl::StatusOr<std::vector<float>> ToFloats(const TensorView& view, absl::string
   return out;
 }
 
-void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,
+absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType result_dtype) {
+  if (result_dtype == tqdb::v1::DTYPE_UNSPECIFIED) return ResultForm{queries_packed};
+  std::optional<storage::DType> dtype = FromProto(result_dtype);
+  if (!dtype.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "result_dtype must be DTYPE_F32, DTYPE_F16 or DTYPE_BF16 (or unset), got ",
+        static_cast<int>(result_dtype)));
+  }
+  return ResultForm{true, *dtype};
+}
+
+void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, ResultForm form,
                 tqdb::v1::Tensor* out) {
   out->Clear();
-  if (packed) {
-    out->set_dtype(tqdb::v1::DTYPE_F32);
-    out->set_data(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  if (form.packed) {
+    out->set_dtype(ToProto(form.dtype));
+    std::string* data = out->mutable_data();
+    data->resize(values.size() * storage::DTypeBytes(form.dtype));
+    storage::FromFloat(values.data(), values.size(), form.dtype,
+                       reinterpret_cast<uint8_t*>(data->data()));
   } else {
     out->mutable_values()->Assign(values.begin(), values.end());
   }
   out->mutable_shape()->Assign(shape.begin(), shape.end());
+}
+
+void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,
+                tqdb::v1::Tensor* out) {
+  FillTensor(values, std::move(shape), ResultForm{packed}, out);
 }
 
 }  // namespace tqdb::server::internal

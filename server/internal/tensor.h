@@ -54,8 +54,23 @@ absl::StatusOr<int64_t> CheckShape(const TensorView& view, absl::string_view wha
 // The elements as floats. InvalidArgument if one is NaN or infinite.
 absl::StatusOr<std::vector<float>> ToFloats(const TensorView& view, absl::string_view what);
 
-// Fills `out` with `values` and `shape`: as f32 bytes when `packed`, else as
-// repeated floats.
+// How a response tensor carries its elements: `values` (packed = false) or
+// `data` of `dtype`.
+struct ResultForm {
+  bool packed = false;
+  storage::DType dtype = storage::DType::kF32;
+};
+
+// The form of a Score or Attend result: that of the queries (packed: f32
+// bytes) unless `result_dtype` names a type. InvalidArgument for a value
+// outside the DType enum.
+absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType result_dtype);
+
+// Fills `out` with `values` and `shape` in `form` (f16/bf16 rounded to
+// nearest even).
+void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, ResultForm form,
+                tqdb::v1::Tensor* out);
+// The same as f32 bytes when `packed`, else as repeated floats.
 void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,
                 tqdb::v1::Tensor* out);
 

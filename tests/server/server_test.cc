@@ -358,6 +358,42 @@ TEST_P(ServerTest, KvRoundTrip) {
     }
   }
 
+  // Half-precision results: the f32 result rounded to nearest even, whatever
+  // the queries' form (the client widens them back to floats).
+  auto attended = client_->Attend(c, 1, 1, q);
+  ASSERT_OK(attended);
+  for (client::DType dtype : {client::DType::kF16, client::DType::kBF16}) {
+    client::RangeOptions half;
+    half.result_dtype = dtype;
+    auto round = [&](float x) {
+      return dtype == client::DType::kF16 ? HalfToFloat(FloatToHalf(x))
+                                          : Bf16ToFloat(FloatToBf16(x));
+    };
+    auto half_logits = client_->Score(c, 1, 1, q, half);
+    auto half_out = client_->Attend(c, 1, 1, q, half);
+    ASSERT_OK(half_logits);
+    ASSERT_OK(half_out);
+    ASSERT_EQ(half_logits->size(), logits->size());
+    ASSERT_EQ(half_out->size(), attended->size());
+    for (size_t i = 0; i < logits->size(); ++i) {
+      ASSERT_EQ((*half_logits)[i], round((*logits)[i])) << "logit " << i;
+    }
+    for (size_t i = 0; i < attended->size(); ++i) {
+      ASSERT_EQ((*half_out)[i], round((*attended)[i])) << "output " << i;
+    }
+  }
+  {  // A result dtype outside the enum.
+    v1::ScoreRequest req;
+    req.set_collection(c);
+    req.set_sequence_id(1);
+    req.set_layer(1);
+    req.mutable_queries()->mutable_values()->Assign(q.begin(), q.end());
+    req.set_result_dtype(static_cast<v1::DType>(9));
+    v1::ScoreResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_EQ(RawKv()->Score(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
   // Bad queries and ranges.
   EXPECT_STATUS_CODE(client_->Score(c, 1, 0, absl::MakeConstSpan(q).subspan(1)),
                      absl::StatusCode::kInvalidArgument);

@@ -54,6 +54,17 @@ def test_kv(db):
     assert np.abs(logits - exact).max() < 0.2
     out = db.attend(name, 7, 0, q)
     assert out.shape == (4, D)
+    # Half-precision results: the float32 ones rounded to nearest even.
+    half = db.score(name, 7, 1, q, result_dtype="float16")
+    assert half.dtype == np.float16
+    np.testing.assert_array_equal(half, logits.astype(np.float16))
+    np.testing.assert_array_equal(db.attend(name, 7, 0, q, result_dtype="float16"),
+                                  out.astype(np.float16))
+    bf = db.score(name, 7, 1, q, result_dtype="bfloat16")
+    assert bf.dtype == np.float32
+    assert np.abs(bf - logits).max() <= np.abs(logits).max() * 2.0 ** -8
+    with pytest.raises(ValueError):
+        db.score(name, 7, 1, q, result_dtype="int8")
 
     # Bad inputs: exact codes, nothing stored.
     expect_code(grpc.StatusCode.INVALID_ARGUMENT, db.append, name, 7, keys[:, :1, :2],

@@ -103,7 +103,11 @@ class Client:
 
     @staticmethod
     def _array(t):
-        if t.data:
+        if t.data and t.dtype == pb.DTYPE_F16:
+            a = np.frombuffer(t.data, dtype="<f2").astype(np.float16)
+        elif t.data and t.dtype == pb.DTYPE_BF16:  # numpy has no bfloat16: widened
+            a = (np.frombuffer(t.data, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif t.data:
             a = np.frombuffer(t.data, dtype="<f4").astype(np.float32)
         else:
             a = np.asarray(t.values, dtype=np.float32)
@@ -172,18 +176,26 @@ class Client:
                      metadata=self._metadata)
         return resp.appended, resp.length
 
-    def score(self, collection, seq, layer, queries, begin=0, end=None, scale=0.0):
-        """Logits [H, n] of queries [H, head_dim] against one layer's keys."""
+    def score(self, collection, seq, layer, queries, begin=0, end=None, scale=0.0,
+              result_dtype=None):
+        """Logits [H, n] of queries [H, head_dim] against one layer's keys.
+
+        result_dtype: None (float32), "float16" (a float16 array, half the bytes
+        on the wire) or "bfloat16" (sent as bfloat16, returned as float32).
+        """
         req = pb.ScoreRequest(collection=collection, sequence_id=seq, layer=layer,
-                              queries=self._tensor(queries), scale=scale, begin=begin)
+                              queries=self._tensor(queries), scale=scale, begin=begin,
+                              result_dtype=_result_dtype(result_dtype))
         if end is not None:
             req.end = end
         return self._array(self._unary(self._kv.Score, req).logits)
 
-    def attend(self, collection, seq, layer, queries, begin=0, end=None, scale=0.0):
-        """Attention output [H, head_dim]."""
+    def attend(self, collection, seq, layer, queries, begin=0, end=None, scale=0.0,
+               result_dtype=None):
+        """Attention output [H, head_dim]; result_dtype as in score()."""
         req = pb.AttendRequest(collection=collection, sequence_id=seq, layer=layer,
-                               queries=self._tensor(queries), scale=scale, begin=begin)
+                               queries=self._tensor(queries), scale=scale, begin=begin,
+                               result_dtype=_result_dtype(result_dtype))
         if end is not None:
             req.end = end
         return self._array(self._unary(self._kv.Attend, req).output)
@@ -259,6 +271,16 @@ class Client:
         req = pb.SearchBatchRequest(collection=collection, queries=self._tensor(queries), k=k,
                                     oversample=oversample)
         return [_hits(r.hits) for r in self._unary(self._vectors.SearchBatch, req).results]
+
+
+def _result_dtype(name):
+    """The proto DType of a score/attend result_dtype argument."""
+    dtypes = {None: pb.DTYPE_UNSPECIFIED, "float32": pb.DTYPE_F32, "float16": pb.DTYPE_F16,
+              "bfloat16": pb.DTYPE_BF16}
+    if name not in dtypes:
+        raise ValueError(f"result_dtype must be one of {sorted(k for k in dtypes if k)} or None, "
+                         f"got {name!r}")
+    return dtypes[name]
 
 
 def _hits(hits):

@@ -165,10 +165,8 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
         kernels->accumulate_multi(codes, luts.data(), nq, run.n_pairs, acc.data());
       }
       for (int q = 0; q < nq; ++q) {
-        const float delta = queries[q].delta[r], bias = queries[q].bias[r];
-        const uint16_t* aq = &acc[q * kBlockVectors];
-        float* sq = &score[q * kBlockVectors];
-        for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * (delta * aq[v] + bias);
+        kernels->add_scaled(&acc[q * kBlockVectors], w, queries[q].delta[r], queries[q].bias[r],
+                            &score[q * kBlockVectors]);
       }
     }
     // Vectors [lo, hi) of this block are in the range.

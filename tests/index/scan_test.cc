@@ -99,6 +99,29 @@ TEST(FastScanKernelTest, PairTableSumsEveryIsaEqualsScalar) {
   }
 }
 
+// The dequantizing step every ISA must do in the same float operations.
+TEST(FastScanKernelTest, AddScaledEveryIsaEqualsScalar) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> gauss;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<uint16_t> acc(kBlockVectors);
+    std::vector<float> w(kBlockVectors), start(kBlockVectors);
+    for (int v = 0; v < kBlockVectors; ++v) {
+      acc[v] = static_cast<uint16_t>(rng());
+      w[v] = gauss(rng);
+      start[v] = gauss(rng);
+    }
+    const float delta = std::fabs(gauss(rng)) * 1e-3f, bias = gauss(rng);
+    std::vector<float> want = start;
+    internal::AddScaledScalar(acc.data(), w.data(), delta, bias, want.data());
+    for (Isa isa : SupportedIsas()) {
+      std::vector<float> got = start;
+      internal::GetFastScanKernels(isa)->add_scaled(acc.data(), w.data(), delta, bias, got.data());
+      EXPECT_EQ(got, want) << IsaName(isa) << " trial " << trial;
+    }
+  }
+}
+
 TEST(ScanLayoutTest, ShapesOfPresets) {
   struct Case {
     const char* name;

@@ -80,7 +80,17 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   _mm512_storeu_ps(sums + 16, b);
 }
 
-constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums};
+void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
+  const __m512 d = _mm512_set1_ps(delta), b = _mm512_set1_ps(bias);
+  for (int v = 0; v < kBlockVectors; v += 16) {
+    const __m512 a = _mm512_cvtepi32_ps(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v))));
+    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v), _mm512_add_ps(_mm512_mul_ps(d, a), b));
+    _mm512_storeu_ps(score + v, _mm512_add_ps(_mm512_loadu_ps(score + v), x));
+  }
+}
+
+constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums, &AddScaled};
 
 }  // namespace
 

@@ -56,10 +56,17 @@ inline constexpr int kPairTableSize = 256;
 using PairTableSumsFn = void (*)(const uint8_t* codes, const float* tables, int n_pairs,
                                  float* sums);
 
+// A run's dequantized contribution to the 32 scores of a block:
+// score[v] += w[v] · (delta · acc[v] + bias), each step a separate float
+// multiply or add in that order (no FMA), so every ISA gives the same floats.
+using AddScaledFn = void (*)(const uint16_t* acc, const float* w, float delta, float bias,
+                             float* score);
+
 struct FastScanKernels {
   AccumulateFn accumulate;
   AccumulateMultiFn accumulate_multi;
   PairTableSumsFn pair_table_sums;
+  AddScaledFn add_scaled;
 };
 
 // The kernels for `isa` (kBest resolved); nullptr if unsupported.
@@ -67,6 +74,7 @@ const FastScanKernels* GetFastScanKernels(Isa isa);
 
 void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out);
 void PairTableSumsScalar(const uint8_t* codes, const float* tables, int n_pairs, float* sums);
+void AddScaledScalar(const uint16_t* acc, const float* w, float delta, float bias, float* score);
 const FastScanKernels* FastScanAvx2();    // nullptr when not compiled in
 const FastScanKernels* FastScanAvx512();  // nullptr when not compiled in
 

@@ -23,9 +23,13 @@ void PairTableSumsScalar(const uint8_t* codes, const float* tables, int n_pairs,
   }
 }
 
+void AddScaledScalar(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
+  for (int v = 0; v < kBlockVectors; ++v) score[v] += w[v] * (delta * acc[v] + bias);
+}
+
 namespace {
 constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
-                                     &PairTableSumsScalar};
+                                     &PairTableSumsScalar, &AddScaledScalar};
 }  // namespace
 
 const FastScanKernels* GetFastScanKernels(Isa isa) {

@@ -211,6 +211,9 @@ KvTokens FloatTokens(size_t n_tokens, absl::Span<const float> keys,
   return t;
 }
 
+// Tokens of one Score work item (a multiple of the 32-token block).
+constexpr uint64_t kScorePartTokens = 4096;
+
 absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int layer,
                                                        absl::Span<const float> queries,
                                                        const KvScoreOptions& options) {
@@ -225,29 +228,38 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
     const size_t n = end - begin;
     out.resize(heads * group * n);
     if (n == 0) return absl::OkStatus();
-    std::vector<absl::Status> status(heads);
+    // Queries are prepared once per head; the scoring is split into parts of
+    // kScorePartTokens tokens per head, so a thread that stalls leaves its
+    // share of the work to the others (the tail latency of a call).
+    const size_t parts = (n + kScorePartTokens - 1) / kScorePartTokens;
+    std::vector<index::PreparedQuery> prepared(heads * group);
     s.engine->pool().ParallelFor(heads, [&](size_t h) {
-      if (options.cancelled && options.cancelled()) {
-        status[h] = absl::CancelledError("Score cancelled");
-        return;
-      }
-      std::vector<index::PreparedQuery> prepared(group);
-      const int f = s.Family(layer, static_cast<int>(h));
-      const index::CodeBlocks& keys = *segment.keys[f];
+      const index::CodeBlocks& keys = *segment.keys[s.Family(layer, static_cast<int>(h))];
       for (size_t g = 0; g < group; ++g) {
         index::PrepareQuery(keys.codec(), keys.layout(), &queries[(h * group + g) * d],
-                            &prepared[g]);
+                            &prepared[h * group + g]);
       }
+    });
+    std::vector<absl::Status> status(heads * parts);
+    s.engine->pool().ParallelFor(heads * parts, [&](size_t item) {
+      if (options.cancelled && options.cancelled()) {
+        status[item] = absl::CancelledError("Score cancelled");
+        return;
+      }
+      const size_t h = item / parts;
+      const uint64_t t0 = begin + (item % parts) * kScorePartTokens;
+      const uint64_t t1 = std::min<uint64_t>(end, t0 + kScorePartTokens);
+      const int f = s.Family(layer, static_cast<int>(h));
       // The group's rows of `out` directly, scaled.
-      index::ScoreRange(keys, prepared.data(), static_cast<int>(group), begin, end, options.scale,
-                        &out[h * group * n], n);
+      index::ScoreRange(*segment.keys[f], &prepared[h * group], static_cast<int>(group), t0, t1,
+                        options.scale, &out[h * group * n + (t0 - begin)], n);
       const internal::ExactRows* exact = segment.exact.get();
-      const uint64_t exact_from = exact != nullptr ? std::max(begin, exact->begin()) : end;
+      const uint64_t exact_from = exact != nullptr ? std::max(t0, exact->begin()) : t1;
       for (size_t g = 0; g < group; ++g) {
         const float* q = &queries[(h * group + g) * d];
         float* dst = &out[(h * group + g) * n];
         // Tokens in the exact window: their exact logits replace the codes'.
-        for (uint64_t t = exact_from; t < end; ++t) {
+        for (uint64_t t = exact_from; t < t1; ++t) {
           const float* k = exact->Keys(f, t);
           float dot = 0.0f;
           for (size_t j = 0; j < d; ++j) dot += q[j] * k[j];

@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/codec/codec.h"
-#include "common/fp16.h"
 #include "index/scan/code_blocks.h"
 #include "index/scan/searcher.h"
 #include "storage/catalog.pb.h"
@@ -199,8 +198,8 @@ absl::StatusOr<std::shared_ptr<EmbeddingCollection>> EmbeddingCollection::Load(
                                                 " is missing or has the wrong size"));
       }
       const DType dtype = c.keep_raw == RawType::kF16 ? DType::kF16 : DType::kF32;
-      ToFloat(reinterpret_cast<const uint8_t*>(raws->value().data()), dtype, 0,
-                        s->dim(), raw.data());
+      ToFloat(reinterpret_cast<const uint8_t*>(raws->value().data()), dtype, 0, s->dim(),
+              raw.data());
       raw_vector = raw.data();
       raws->Next();
     }
@@ -271,23 +270,24 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
   const size_t cb = s.codec->code_bytes();
   std::vector<uint8_t> codes(n * cb);
   s.codec->EncodeUnchecked(centered.data(), n, codes.data());
+  // The raw vectors as stored (f16 rounded once, here), and as memory holds
+  // them: what disk holds.
+  const DType raw_dtype = s.config.keep_raw == RawType::kF16 ? DType::kF16 : DType::kF32;
+  std::vector<uint8_t> raw_bytes;
+  if (s.raw_family != nullptr) {
+    raw_bytes.resize(n * s.RawBytes());
+    FromFloat(x.data(), n * d, raw_dtype, raw_bytes.data());
+    ToFloat(raw_bytes.data(), raw_dtype, 0, n * d, x.data());
+  }
   rocksdb::WriteBatch batch;
-  std::string raw;
   for (size_t i = 0; i < n; ++i) {
     const std::string key = IdKey(ids[i]);
     batch.Put(s.codes_family, key,
               rocksdb::Slice(reinterpret_cast<const char*>(&codes[i * cb]), cb));
     if (s.raw_family == nullptr) continue;
-    raw.clear();
-    for (size_t j = 0; j < d; ++j) {
-      if (s.config.keep_raw == RawType::kF16) {
-        const uint16_t h = FloatToHalf(x[i * d + j]);
-        raw.append(reinterpret_cast<const char*>(&h), 2);
-      } else {
-        raw.append(reinterpret_cast<const char*>(&x[i * d + j]), 4);
-      }
-    }
-    batch.Put(s.raw_family, key, raw);
+    batch.Put(s.raw_family, key,
+              rocksdb::Slice(reinterpret_cast<const char*>(&raw_bytes[i * s.RawBytes()]),
+                             s.RawBytes()));
   }
   std::unique_lock<std::shared_mutex> write_lock(s.write_mu);
   {
@@ -297,19 +297,8 @@ absl::Status EmbeddingCollection::Upsert(absl::Span<const uint64_t> ids, DType d
   TQDB_RETURN_IF_ERROR(s.engine->Write(&batch, absl::StrCat("upserting into '", s.name, "'")));
   std::unique_lock<std::shared_mutex> lock(s.mu);
   TQDB_RETURN_IF_ERROR(s.unavailable);
-  std::vector<float> stored(d);
   for (size_t i = 0; i < n; ++i) {
-    const float* raw_vector = nullptr;
-    if (s.raw_family != nullptr) {
-      // Memory holds what disk holds (fp16 rounding included).
-      for (size_t j = 0; j < d; ++j) {
-        stored[j] = s.config.keep_raw == RawType::kF16
-                        ? HalfToFloat(FloatToHalf(x[i * d + j]))
-                        : x[i * d + j];
-      }
-      raw_vector = stored.data();
-    }
-    s.AddSlot(ids[i], &codes[i * cb], raw_vector);
+    s.AddSlot(ids[i], &codes[i * cb], s.raw_family != nullptr ? &x[i * d] : nullptr);
   }
   return s.MaybeCompact();
 }

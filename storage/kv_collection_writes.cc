@@ -73,7 +73,8 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
   // Families are independent: the query pool encodes them in parallel.
   s.engine->pool().ParallelFor(s.families, [&](size_t f) {
     const int layer = static_cast<int>(f) / c.num_kv_heads;
-    std::vector<float> x(n * d);
+    thread_local std::vector<float> x;  // no allocation per family and append
+    x.resize(n * d);
     ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
     s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes(static_cast<int>(f)));
     ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());

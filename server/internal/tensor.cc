@@ -1,5 +1,6 @@
 #include "server/internal/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -152,14 +153,21 @@ absl::StatusOr<int64_t> CheckShape(const TensorView& view, absl::string_view wha
 }
 
 absl::StatusOr<std::vector<float>> ToFloats(const TensorView& view, absl::string_view what) {
-  std::vector<float> out(view.size);
-  for (size_t i = 0; i < view.size; ++i) {
-    out[i] = ElementAt(view, i);
-    if (!std::isfinite(out[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": element ", i, " is not finite (", out[i], ")"));
-    }
+  size_t bad = view.size;
+  if (view.packed) {
+    bad = storage::FirstNonFinite(view.bytes.data(), view.dtype, view.size);
+  } else {
+    bad = static_cast<size_t>(std::find_if(view.floats.begin(), view.floats.end(),
+                                           [](float v) { return !std::isfinite(v); }) -
+                              view.floats.begin());
   }
+  if (bad < view.size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": element ", bad, " is not finite (", ElementAt(view, bad), ")"));
+  }
+  if (!view.packed) return std::vector<float>(view.floats.begin(), view.floats.end());
+  std::vector<float> out(view.size);
+  storage::ToFloat(view.bytes.data(), view.dtype, 0, view.size, out.data());
   return out;
 }
 

@@ -23,9 +23,18 @@ absl::StatusOr<ScanLayout> ScanLayout::Create(const Format& format) {
   std::vector<Group> run;  // groups of the current run
   auto close_run = [&](int weight) {
     if (run.size() % 2) run.push_back(Group{});  // pad to whole pairs
+    // A dot run: one-coordinate centroid groups sharing a codebook.
+    const auto first = std::find_if(run.begin(), run.end(),
+                                     [](const Group& g) { return g.kind != GroupKind::kPad; });
+    const bool dot = first != run.end() && std::all_of(run.begin(), run.end(), [&](const Group& g) {
+      return g.kind == GroupKind::kPad ||
+             (g.kind == GroupKind::kCentroids && g.count == 1 && g.outlier == first->outlier);
+    });
+    const bool outlier = dot && first->outlier;
     for (size_t g = 0; g < run.size(); g += 2 * internal::kMaxPairsPerRun) {
       const size_t end = std::min(run.size(), g + 2 * internal::kMaxPairsPerRun);
-      layout.runs_.push_back(Run{layout.n_pairs(), static_cast<int>(end - g) / 2, weight});
+      layout.runs_.push_back(
+          Run{layout.n_pairs(), static_cast<int>(end - g) / 2, weight, dot, outlier});
       layout.groups_.insert(layout.groups_.end(), run.begin() + g, run.begin() + end);
     }
     run.clear();

@@ -50,6 +50,11 @@ class ScanLayout {
     int first_pair = 0;
     int n_pairs = 0;
     int weight = 0;  // index into the per-vector weights
+    // Every group is padding or one coordinate of at most 4 bits from one
+    // codebook (`outlier` says which): its nibble is the centroid index, so
+    // the run can be scored by int8 dot products as well (scorer.h).
+    bool dot = false;
+    bool outlier = false;
   };
 
   static absl::StatusOr<ScanLayout> Create(const Format& format);

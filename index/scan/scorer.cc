@@ -53,6 +53,57 @@ void PairTable(const ScanLayout& layout, int p, const Codec& codec, const Codec:
 
 }  // namespace internal
 
+namespace {
+
+// The dot representation of run r (scorer.h): levels, int8 values, and the
+// dequantizing step, offset and rounding bound.
+void PrepareDotRun(const Codec& codec, const ScanLayout& layout, size_t r,
+                   const Codec::Query& q, PreparedQuery* query) {
+  const ScanLayout::Run& run = layout.runs()[r];
+  const int used = 1 << (layout.format().bits + (run.outlier ? 1 : 0));
+  const float* c = codec.Centroids(run.outlier);
+  const float c_min = *std::min_element(c, c + used), c_max = *std::max_element(c, c + used);
+  double level_step = (double{c_max} - c_min) / 255.0;
+  if (!(level_step > 0)) level_step = 1.0;  // one distinct centroid: every level 0
+  uint8_t* levels = &query->dot_levels[16 * r];
+  double c_abs = 0.0, c_err = 0.0;
+  for (int k = 0; k < used; ++k) {
+    const double level = std::min(255.0, std::nearbyint((double{c[k]} - c_min) / level_step));
+    levels[k] = static_cast<uint8_t>(level);
+    c_abs = std::max(c_abs, std::fabs(double{c[k]}));
+    c_err = std::max(c_err, std::fabs(c_min + level_step * level - c[k]));
+  }
+  const auto* groups = &layout.groups()[2 * static_cast<size_t>(run.first_pair)];
+  const int n_groups = 2 * run.n_pairs;
+  double y_max = 0.0;
+  for (int g = 0; g < n_groups; ++g) {
+    if (groups[g].kind != ScanLayout::GroupKind::kPad) {
+      y_max = std::max(y_max, std::fabs(double{q.rotated[groups[g].first]}));
+    }
+  }
+  // As for the tables: a degenerate step gives all-zero values.
+  double step = y_max / 127.0;
+  if (!(step >= 1e-300 && step <= 1e300)) step = 1.0;
+  int8_t* values = &query->dot_values[query->dot_offset[r]];
+  double sum = 0.0, bound = 0.0;
+  for (int g = 0; g < n_groups; ++g) {
+    if (groups[g].kind == ScanLayout::GroupKind::kPad) {
+      values[g] = 0;
+      continue;
+    }
+    const double y = q.rotated[groups[g].first];
+    const double s = std::clamp(std::nearbyint(y / step), -127.0, 127.0);
+    values[g] = static_cast<int8_t>(s);
+    sum += s;
+    bound += std::fabs(y - step * s) * c_abs + std::fabs(step * s) * c_err;
+  }
+  query->dot_delta[r] = static_cast<float>(step * level_step);
+  query->dot_bias[r] = static_cast<float>(step * c_min * sum);
+  query->dot_bound[r] = static_cast<float>(bound);
+}
+
+}  // namespace
+
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
                   PreparedQuery* query) {
   Codec::Query q;
@@ -110,6 +161,21 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
     query->delta[r] = delta;
     query->bias[r] = bias;
   }
+
+  query->dot_offset.assign(runs.size(), 0);
+  size_t dot_bytes = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    query->dot_offset[r] = dot_bytes;
+    if (runs[r].dot) dot_bytes += 2 * static_cast<size_t>(runs[r].n_pairs);
+  }
+  query->dot_values.assign(dot_bytes, 0);
+  query->dot_levels.assign(16 * runs.size(), 0);
+  query->dot_delta.assign(runs.size(), 0.0f);
+  query->dot_bias.assign(runs.size(), 0.0f);
+  query->dot_bound.assign(runs.size(), 0.0f);
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (runs[r].dot) PrepareDotRun(codec, layout, r, q, query);
+  }
 }
 
 void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
@@ -126,8 +192,11 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   const internal::FastScanKernels* kernels = internal::GetFastScanKernels(isa);
   if (kernels == nullptr) kernels = internal::GetFastScanKernels(Isa::kScalar);  // unsupported ISA
   const bool fast = blocks.layout().fast_scan();
+  const bool batch = fast && nq >= kDotMinQueries;
   const auto& runs = blocks.layout().runs();
   std::vector<const uint8_t*> luts(nq);
+  std::vector<const int8_t*> values(nq);
+  std::vector<int32_t> dots(batch ? static_cast<size_t>(nq) * kBlockVectors : 0);
   std::vector<float> sums(kBlockVectors);
   std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
@@ -155,6 +224,16 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
               run.n_pairs, sums.data());
           float* sq = &score[q * kBlockVectors];
           for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * sums[v];
+        }
+        continue;
+      }
+      if (batch && run.dot) {
+        for (int q = 0; q < nq; ++q) values[q] = &queries[q].dot_values[queries[q].dot_offset[r]];
+        kernels->dot(codes, &queries[0].dot_levels[16 * r], values.data(), nq, run.n_pairs,
+                     dots.data());
+        for (int q = 0; q < nq; ++q) {
+          kernels->add_scaled_dot(&dots[q * kBlockVectors], w, queries[q].dot_delta[r],
+                                  queries[q].dot_bias[r], &score[q * kBlockVectors]);
         }
         continue;
       }
@@ -190,7 +269,9 @@ float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i)
   float bound = 0.0f;
   for (size_t r = 0; r < runs.size(); ++r) {
     const float w = weights[runs[r].weight * kBlockVectors + i % kBlockVectors];
-    bound += std::fabs(w) * query.delta[r] * runs[r].n_pairs;  // 2·n_pairs groups × Δ/2
+    float run_bound = query.delta[r] * runs[r].n_pairs;  // 2·n_pairs groups × Δ/2
+    if (runs[r].dot) run_bound = std::max(run_bound, query.dot_bound[r]);
+    bound += std::fabs(w) * run_bound;
   }
   return bound;
 }

@@ -12,6 +12,17 @@
 // (G = groups in the run); ErrorBound reports that table-rounding bound (float
 // rounding of the sums comes on top).
 //
+// Batches of kDotMinQueries or more score the runs of one-coordinate nibbles
+// (ScanLayout::Run::dot: tq3, tq4 and the MSE part of turbo3/turbo4) with int8
+// dot products instead, which decode each block's codes once for the whole
+// batch: the codebook is quantized to uint8 levels ĉ = c_min + λ·L (λ =
+// (c_max − c_min)/255), each query's run to int8 values ŷ = σ·s (σ = max|y|/127),
+// and the kernel's exact integer Σ s·L gives Σ ŷ·ĉ = σλ·Σ s·L + σ·c_min·Σ s. Its
+// rounding is bounded by Σ_k |y_k − ŷ_k|·max|c| + |ŷ_k|·max|c − ĉ| per run
+// (times |w|). So a query's scores may differ, within ErrorBound, between a
+// batch of one and a larger one; for a given batch size they are bit-identical
+// on every ISA.
+//
 // Layouts with wide (5–8-bit) coordinates are not fast-scannable
 // (scan_layout.h): their queries hold one exact float table of 256 entries per
 // nibble pair instead, summed per vector in float — no table rounding
@@ -38,9 +49,21 @@ struct PreparedQuery {
   std::vector<size_t> lut_offset;  // per run: where its tables start in luts
   std::vector<float> delta;        // per run
   std::vector<float> bias;         // per run
+  // Dot runs (others have empty entries): the run's int8 query values, one per
+  // group (0 for padding), and the codebook levels, 16 per run; the run adds
+  // w·(dot_delta·Σ s·L + dot_bias); dot_bound is its rounding bound before |w|.
+  std::vector<int8_t> dot_values;
+  std::vector<size_t> dot_offset;  // per run: where its values start in dot_values
+  std::vector<uint8_t> dot_levels;
+  std::vector<float> dot_delta;
+  std::vector<float> dot_bias;
+  std::vector<float> dot_bound;
   // The others: n_pairs × 256 floats (internal::PairTable).
   std::vector<float> pair_tables;
 };
+
+// Batches of at least this many queries use the int8 dot kernel on dot runs.
+inline constexpr int kDotMinQueries = 2;
 
 // REQUIRES: y holds layout.format().dim finite floats; codec matches layout.
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
@@ -62,8 +85,9 @@ void ScoreBlocks(const CodeBlocks& blocks, const PreparedQuery* queries, int nq,
 void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, size_t begin,
                 size_t end, float out_scale, float* out, size_t stride, Isa isa = Isa::kBest);
 
-// The table-rounding bound on |fast score − Codec::EstimateInnerProduct| for
-// vector i (float rounding of either sum is not included).
+// The rounding bound on |fast score − Codec::EstimateInnerProduct| for vector
+// i, whatever the batch size (the larger of the table and the dot bound on dot
+// runs); float rounding of either sum is not included.
 float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i);
 
 }  // namespace tqdb::index

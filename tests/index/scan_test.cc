@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -65,6 +66,44 @@ TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
   }
 }
 
+// Int8 dot sums are exact integers: every ISA equals the scalar twin, for odd
+// and even pair counts, chunks of queries and the extremes (levels of 255
+// against −128 and 127 over 128 pairs: |sum| = 8,355,840, far inside int32).
+TEST(FastScanKernelTest, DotEveryIsaEqualsScalar) {
+  std::mt19937 rng(3);
+  constexpr int kMaxQueries = 11;
+  for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 127, 128}) {
+    for (int extreme : {0, -128, 127}) {
+      std::vector<uint8_t> codes(n_pairs * kPairCodeBytes);
+      for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
+      uint8_t levels[16];
+      for (uint8_t& l : levels) l = extreme ? 255 : static_cast<uint8_t>(rng());
+      // Exactly 2·n_pairs values each, so a read past them shows under ASan.
+      std::vector<std::vector<int8_t>> values(kMaxQueries);
+      std::vector<const int8_t*> ptrs;
+      for (auto& v : values) {
+        v.resize(2 * n_pairs);
+        for (int8_t& x : v) x = static_cast<int8_t>(extreme ? extreme : static_cast<int>(rng()));
+        ptrs.push_back(v.data());
+      }
+      std::vector<int32_t> want(kMaxQueries * kBlockVectors);
+      internal::DotScalar(codes.data(), levels, ptrs.data(), kMaxQueries, n_pairs, want.data());
+      if (extreme) {
+        for (int32_t w : want) ASSERT_EQ(w, 2 * 255 * extreme * n_pairs);
+      }
+      for (Isa isa : SupportedIsas()) {
+        for (int nq : {1, 2, 3, 5, 8, 11}) {
+          std::vector<int32_t> got(nq * kBlockVectors);
+          internal::GetFastScanKernels(isa)->dot(codes.data(), levels, ptrs.data(), nq, n_pairs,
+                                                 got.data());
+          EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()))
+              << IsaName(isa) << " nq=" << nq << " n_pairs=" << n_pairs << " extreme=" << extreme;
+        }
+      }
+    }
+  }
+}
+
 // Pair-table sums (wide layouts): every ISA adds the same floats in the same
 // order, so results are bit-identical; integer-valued tables make the sums
 // exact, checked against a direct count.
@@ -112,12 +151,18 @@ TEST(FastScanKernelTest, AddScaledEveryIsaEqualsScalar) {
       start[v] = gauss(rng);
     }
     const float delta = std::fabs(gauss(rng)) * 1e-3f, bias = gauss(rng);
-    std::vector<float> want = start;
+    std::vector<int32_t> dots(kBlockVectors);
+    for (int32_t& x : dots) x = static_cast<int32_t>(rng() % (1 << 24)) - (1 << 23);
+    std::vector<float> want = start, want_dot = start;
     internal::AddScaledScalar(acc.data(), w.data(), delta, bias, want.data());
+    internal::AddScaledDotScalar(dots.data(), w.data(), delta, bias, want_dot.data());
     for (Isa isa : SupportedIsas()) {
-      std::vector<float> got = start;
-      internal::GetFastScanKernels(isa)->add_scaled(acc.data(), w.data(), delta, bias, got.data());
+      std::vector<float> got = start, got_dot = start;
+      const internal::FastScanKernels* k = internal::GetFastScanKernels(isa);
+      k->add_scaled(acc.data(), w.data(), delta, bias, got.data());
+      k->add_scaled_dot(dots.data(), w.data(), delta, bias, got_dot.data());
       EXPECT_EQ(got, want) << IsaName(isa) << " trial " << trial;
+      EXPECT_EQ(got_dot, want_dot) << IsaName(isa) << " trial " << trial;
     }
   }
 }
@@ -160,7 +205,8 @@ TEST(ScanLayoutTest, ShapesOfPresets) {
 }
 
 // Fast scores agree with the codec's exact estimator within the bound the
-// table rounding implies (plus float slack), and are bit-identical per ISA.
+// rounding implies (plus float slack), and are bit-identical per ISA — for a
+// batch of queries (int8 dot kernel on dot runs) and one at a time (tables).
 TEST(ScorerTest, MatchesExactEstimateWithinRoundingBound) {
   const std::vector<std::string> names = {"tq1",    "tq2",    "tq3",    "tq4",  "tq2.5",
                                           "tq3.5",  "turbo2", "turbo3", "turbo4", "tq3p",
@@ -179,13 +225,22 @@ TEST(ScorerTest, MatchesExactEstimateWithinRoundingBound) {
       std::vector<PreparedQuery> queries(kNq);
       for (int q = 0; q < kNq; ++q) PrepareQuery(*codec, blocks->layout(), &y[q * dim], &queries[q]);
 
-      std::vector<float> want(kNq * kN);
-      ScoreBlocks(*blocks, queries.data(), kNq, 0, blocks->num_blocks(), want.data(), kN,
+      static_assert(kNq >= kDotMinQueries);
+      std::vector<float> batch(kNq * kN), single(kNq * kN);
+      ScoreBlocks(*blocks, queries.data(), kNq, 0, blocks->num_blocks(), batch.data(), kN,
                   Isa::kScalar);
+      for (int q = 0; q < kNq; ++q) {
+        ScoreBlocks(*blocks, &queries[q], 1, 0, blocks->num_blocks(), &single[q * kN], kN,
+                    Isa::kScalar);
+      }
       for (Isa isa : SupportedIsas()) {
         std::vector<float> got(kNq * kN);
         ScoreBlocks(*blocks, queries.data(), kNq, 0, blocks->num_blocks(), got.data(), kN, isa);
-        EXPECT_EQ(got, want) << name << " d=" << dim << " " << IsaName(isa);
+        EXPECT_EQ(got, batch) << name << " d=" << dim << " " << IsaName(isa);
+        for (int q = 0; q < kNq; ++q) {
+          ScoreBlocks(*blocks, &queries[q], 1, 0, blocks->num_blocks(), &got[q * kN], kN, isa);
+        }
+        EXPECT_EQ(got, single) << name << " d=" << dim << " " << IsaName(isa) << " one at a time";
       }
       for (int q = 0; q < kNq; ++q) {
         Codec::Query exact_query;
@@ -198,9 +253,12 @@ TEST(ScorerTest, MatchesExactEstimateWithinRoundingBound) {
           for (int j = 0; j < dim; ++j) xnorm += double{x[i * dim + j]} * x[i * dim + j];
           // Float slack: both sides sum O(dim) float terms of size ≤ ‖x‖·‖y‖.
           const double slack = 1e-5 * dim * std::sqrt(xnorm * ynorm);
-          EXPECT_LE(std::fabs(want[q * kN + i] - exact),
-                    ErrorBound(*blocks, queries[q], i) + slack)
-              << name << " d=" << dim << " vector " << i;
+          for (const std::vector<float>* scores : {&batch, &single}) {
+            EXPECT_LE(std::fabs((*scores)[q * kN + i] - exact),
+                      ErrorBound(*blocks, queries[q], i) + slack)
+                << name << " d=" << dim << " vector " << i
+                << (scores == &batch ? " (batch)" : " (one at a time)");
+          }
         }
       }
     }

@@ -31,20 +31,79 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   for (int e = 0; e < 4; ++e) _mm256_storeu_ps(sums + 8 * e, acc[e]);
 }
 
-void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
+// Eight sums as floats: uint16 (the tables' sums) or int32 (dot sums).
+__m256 LoadSums(const uint16_t* acc) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc))));
+}
+__m256 LoadSums(const int32_t* acc) {
+  return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)));
+}
+
+template <typename Sum>
+void AddScaled(const Sum* acc, const float* w, float delta, float bias, float* score) {
   const __m256 d = _mm256_set1_ps(delta), b = _mm256_set1_ps(bias);
   for (int v = 0; v < kBlockVectors; v += 8) {
-    const __m256 a = _mm256_cvtepi32_ps(
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + v))));
-    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + v), _mm256_add_ps(_mm256_mul_ps(d, a), b));
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + v),
+                                   _mm256_add_ps(_mm256_mul_ps(d, LoadSums(acc + v)), b));
     _mm256_storeu_ps(score + v, _mm256_add_ps(_mm256_loadu_ps(score + v), x));
   }
 }
 
+// kQ ≤ 2 queries a pass over the codes (their 4·kQ accumulators and the
+// decoded pair fit the 16 registers). A pair's looked-up levels are spread to
+// 32-bit lanes [level of the low nibble, level of the high one] as int16 and
+// multiplied with the query's two values by pmaddwd: exact int32 products.
+template <int kQ>
+void DotQueries(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
+                int n_pairs, int32_t* out) {
+  const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+  const __m256i table =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
+  // acc[q][e]: lanes [v 4e…4e+3 | v 16+4e…16+4e+3] for e = 0, 1 and
+  // [v 8+4(e−2)… | v 24+4(e−2)…] for e = 2, 3.
+  __m256i acc[kQ][4];
+  for (int q = 0; q < kQ; ++q) {
+    for (__m256i& a : acc[q]) a = zero;
+  }
+  for (int p = 0; p < n_pairs; ++p) {
+    const __m256i c = LoadYmm(codes + kPairCodeBytes * p);
+    const __m256i lv = _mm256_shuffle_epi8(table, _mm256_and_si256(c, low));
+    const __m256i hv = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(c, 4), low));
+    const __m256i a = _mm256_unpacklo_epi8(lv, hv), b = _mm256_unpackhi_epi8(lv, hv);
+    const __m256i x[4] = {_mm256_unpacklo_epi8(a, zero), _mm256_unpackhi_epi8(a, zero),
+                          _mm256_unpacklo_epi8(b, zero), _mm256_unpackhi_epi8(b, zero)};
+    for (int q = 0; q < kQ; ++q) {
+      const uint16_t q0 = static_cast<uint16_t>(int16_t{queries[q][2 * p]});
+      const uint16_t q1 = static_cast<uint16_t>(int16_t{queries[q][2 * p + 1]});
+      const __m256i pair = _mm256_set1_epi32(static_cast<int32_t>(q0 | uint32_t{q1} << 16));
+      for (int e = 0; e < 4; ++e) {
+        acc[q][e] = _mm256_add_epi32(acc[q][e], _mm256_madd_epi16(x[e], pair));
+      }
+    }
+  }
+  for (int q = 0; q < kQ; ++q) {
+    __m256i* o = reinterpret_cast<__m256i*>(out + 32 * q);
+    _mm256_storeu_si256(o, _mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x20));
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x20));
+    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x31));
+    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x31));
+  }
+}
+
 constexpr FastScanKernels kAvx2 = {&Accumulate, &AccumulateEachQuery<&Accumulate>,
-                                   &PairTableSums, &AddScaled};
+                                   &PairTableSums, &AddScaled<uint16_t>, &DotAvx2,
+                                   &AddScaled<int32_t>};
 
 }  // namespace
+
+void DotAvx2(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
+             int n_pairs, int32_t* out) {
+  for (; nq >= 2; nq -= 2, queries += 2, out += 2 * 32) {
+    DotQueries<2>(codes, levels, queries, n_pairs, out);
+  }
+  if (nq == 1) DotQueries<1>(codes, levels, queries, n_pairs, out);
+}
 
 const FastScanKernels* FastScanAvx2() { return &kAvx2; }
 

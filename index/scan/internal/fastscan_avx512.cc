@@ -3,6 +3,12 @@
 // all 32 vectors, and the table layout puts both pairs' low (and high) tables
 // in one 64-byte line, so each is a single load. The two halves of the
 // accumulators are folded at the end; an odd last pair takes the 256-bit step.
+//
+// The dot kernel needs VNNI (vpdpbusd) and VBMI (vpermi2b), checked at run
+// time; without them the table carries the AVX2 dot kernel.
+#include <array>
+#include <cstring>
+
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/internal/fastscan_ymm.h"
 
@@ -80,20 +86,125 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   _mm512_storeu_ps(sums + 16, b);
 }
 
-void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
+// Sixteen sums as floats: uint16 (the tables' sums) or int32 (dot sums).
+__m512 LoadSums(const uint16_t* acc) {
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc))));
+}
+__m512 LoadSums(const int32_t* acc) { return _mm512_cvtepi32_ps(_mm512_loadu_si512(acc)); }
+
+template <typename Sum>
+void AddScaled(const Sum* acc, const float* w, float delta, float bias, float* score) {
   const __m512 d = _mm512_set1_ps(delta), b = _mm512_set1_ps(bias);
   for (int v = 0; v < kBlockVectors; v += 16) {
-    const __m512 a = _mm512_cvtepi32_ps(
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v))));
-    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v), _mm512_add_ps(_mm512_mul_ps(d, a), b));
+    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v),
+                                   _mm512_add_ps(_mm512_mul_ps(d, LoadSums(acc + v)), b));
     _mm512_storeu_ps(score + v, _mm512_add_ps(_mm512_loadu_ps(score + v), x));
   }
 }
 
-constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums, &AddScaled};
+#define TQDB_TARGET_VNNI __attribute__((target("avx512vnni,avx512vbmi")))
+
+// vpermi2b indices of the dot kernel: byte 4v + k of picks[h] selects, for
+// vector 16h + v, k = 0 the low nibble of pair 2m (an lv byte), 1 its high
+// nibble (hv: index + 64), 2 and 3 those of pair 2m + 1 (32 bytes on).
+constexpr std::array<std::array<uint8_t, 64>, 2> DotPicks() {
+  std::array<std::array<uint8_t, 64>, 2> picks{};
+  for (int h = 0; h < 2; ++h) {
+    for (int v = 0; v < 16; ++v) {
+      const int vector = 16 * h + v;
+      picks[h][4 * v] = static_cast<uint8_t>(vector);
+      picks[h][4 * v + 1] = static_cast<uint8_t>(64 + vector);
+      picks[h][4 * v + 2] = static_cast<uint8_t>(32 + vector);
+      picks[h][4 * v + 3] = static_cast<uint8_t>(96 + vector);
+    }
+  }
+  return picks;
+}
+alignas(64) constexpr std::array<std::array<uint8_t, 64>, 2> kDotPicks = DotPicks();
+
+// One step of the dot kernel: codes `c` of pairs 2m, 2m + 1 (bytes 0…31 and
+// 32…63), the levels of their low (lv) and high (hv) nibbles looked up, then
+// gathered by vpermi2b so that lane v of x[0] (vectors 0…15) and of x[1]
+// (16…31) holds groups 4m … 4m + 3 of vector v in order — the order of the
+// query's int8 values, which vpdpbusd multiplies four to a lane.
+template <int kQ>
+TQDB_TARGET_VNNI inline void DotStep(__m512i c, __m512i table, const __m512i* gather,
+                                     const __m512i* q, __m512i* acc) {
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  const __m512i lv = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low));
+  const __m512i hv = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low));
+  const __m512i x0 = _mm512_permutex2var_epi8(lv, gather[0], hv);
+  const __m512i x1 = _mm512_permutex2var_epi8(lv, gather[1], hv);
+#pragma GCC unroll 8
+  for (int i = 0; i < kQ; ++i) {
+    acc[2 * i] = _mm512_dpbusd_epi32(acc[2 * i], x0, q[i]);
+    acc[2 * i + 1] = _mm512_dpbusd_epi32(acc[2 * i + 1], x1, q[i]);
+  }
+}
+
+template <int kQ>
+TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
+                                 const int8_t* const* queries, int n_pairs, int32_t* out) {
+  const __m512i table =
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
+  const __m512i gather[2] = {_mm512_load_si512(kDotPicks[0].data()),
+                             _mm512_load_si512(kDotPicks[1].data())};
+  __m512i acc[2 * kQ], q[kQ];
+#pragma GCC unroll 16
+  for (int i = 0; i < 2 * kQ; ++i) acc[i] = _mm512_setzero_si512();
+  int p = 0;
+  for (; p + 2 <= n_pairs; p += 2) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kQ; ++i) {
+      int32_t four;
+      std::memcpy(&four, queries[i] + 2 * p, 4);
+      q[i] = _mm512_set1_epi32(four);
+    }
+    DotStep<kQ>(_mm512_loadu_si512(codes + kPairCodeBytes * p), table, gather, q, acc);
+  }
+  if (p < n_pairs) {  // the odd last pair: nothing beyond it is read; its twin's values are 0
+#pragma GCC unroll 8
+    for (int i = 0; i < kQ; ++i) {
+      uint16_t two;
+      std::memcpy(&two, queries[i] + 2 * p, 2);
+      q[i] = _mm512_set1_epi32(two);
+    }
+    const __m256i c = LoadYmm(codes + kPairCodeBytes * p);
+    DotStep<kQ>(_mm512_zextsi256_si512(c), table, gather, q, acc);
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < 2 * kQ; ++i) _mm512_storeu_si512(out + 16 * i, acc[i]);
+}
+
+TQDB_TARGET_VNNI void Dot(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
+                          int nq, int n_pairs, int32_t* out) {
+  for (; nq >= 8; nq -= 8, queries += 8, out += 8 * 32) {
+    DotQueries<8>(codes, levels, queries, n_pairs, out);
+  }
+  switch (nq) {
+    case 7: return DotQueries<7>(codes, levels, queries, n_pairs, out);
+    case 6: return DotQueries<6>(codes, levels, queries, n_pairs, out);
+    case 5: return DotQueries<5>(codes, levels, queries, n_pairs, out);
+    case 4: return DotQueries<4>(codes, levels, queries, n_pairs, out);
+    case 3: return DotQueries<3>(codes, levels, queries, n_pairs, out);
+    case 2: return DotQueries<2>(codes, levels, queries, n_pairs, out);
+    case 1: return DotQueries<1>(codes, levels, queries, n_pairs, out);
+    default: return;
+  }
+}
+
+constexpr FastScanKernels kAvx512 = {&Accumulate,        &AccumulateMulti, &PairTableSums,
+                                     &AddScaled<uint16_t>, &DotAvx2,        &AddScaled<int32_t>};
+constexpr FastScanKernels kAvx512Vnni = {&Accumulate,        &AccumulateMulti, &PairTableSums,
+                                         &AddScaled<uint16_t>, &Dot,           &AddScaled<int32_t>};
 
 }  // namespace
 
-const FastScanKernels* FastScanAvx512() { return &kAvx512; }
+const FastScanKernels* FastScanAvx512() {
+  static const bool vnni =
+      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi");
+  return vnni ? &kAvx512Vnni : &kAvx512;
+}
 
 }  // namespace tqdb::index::internal

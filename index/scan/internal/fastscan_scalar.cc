@@ -27,9 +27,30 @@ void AddScaledScalar(const uint16_t* acc, const float* w, float delta, float bia
   for (int v = 0; v < kBlockVectors; ++v) score[v] += w[v] * (delta * acc[v] + bias);
 }
 
+void AddScaledDotScalar(const int32_t* acc, const float* w, float delta, float bias, float* score) {
+  for (int v = 0; v < kBlockVectors; ++v) {
+    score[v] += w[v] * (delta * static_cast<float>(acc[v]) + bias);
+  }
+}
+
+void DotScalar(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
+               int n_pairs, int32_t* out) {
+  for (int q = 0; q < nq; ++q) {
+    for (int v = 0; v < kBlockVectors; ++v) {
+      int32_t sum = 0;
+      for (int p = 0; p < n_pairs; ++p) {
+        const uint8_t byte = codes[p * kPairCodeBytes + v];
+        sum += levels[byte & 15] * queries[q][2 * p] + levels[byte >> 4] * queries[q][2 * p + 1];
+      }
+      out[q * kBlockVectors + v] = sum;
+    }
+  }
+}
+
 namespace {
 constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
-                                     &PairTableSumsScalar, &AddScaledScalar};
+                                     &PairTableSumsScalar, &AddScaledScalar, &DotScalar,
+                                     &AddScaledDotScalar};
 }  // namespace
 
 const FastScanKernels* GetFastScanKernels(Isa isa) {

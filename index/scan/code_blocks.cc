@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include <sys/mman.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -55,12 +59,13 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
   scale_scratch_.resize(f.NumScales());
 }
 
-// Chunks 0…4 hold 1, 2, 4, 8, 16 blocks (31 in all); every later one holds
+// Chunks 0…9 hold 1, 2, 4, …, 512 blocks (1023 in all); every later one holds
 // kBlocksPerChunk.
-constexpr size_t kGrowingBlocks = 31;
+constexpr size_t kGrowingChunks = std::bit_width(CodeBlocks::kBlocksPerChunk) - 1;
+constexpr size_t kGrowingBlocks = CodeBlocks::kBlocksPerChunk - 1;
 
 size_t CodeBlocks::ChunkBlocks(size_t c) {
-  return c < 5 ? size_t{1} << c : kBlocksPerChunk;
+  return c < kGrowingChunks ? size_t{1} << c : kBlocksPerChunk;
 }
 
 void CodeBlocks::Locate(size_t block, size_t* chunk, size_t* offset) {
@@ -68,10 +73,34 @@ void CodeBlocks::Locate(size_t block, size_t* chunk, size_t* offset) {
     *chunk = static_cast<size_t>(std::bit_width(block + 1)) - 1;
     *offset = block + 1 - (size_t{1} << *chunk);
   } else {
-    *chunk = 5 + (block - kGrowingBlocks) / kBlocksPerChunk;
+    *chunk = kGrowingChunks + (block - kGrowingBlocks) / kBlocksPerChunk;
     *offset = (block - kGrowingBlocks) % kBlocksPerChunk;
   }
 }
+
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// Uninitialized bytes for a chunk's nibbles; 2 MiB aligned and marked for
+// transparent huge pages when at least that large. Freed with std::free.
+uint8_t* AllocateNibbles(size_t bytes) {
+  void* p = nullptr;
+  if (bytes >= kHugePage) {
+    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    p = std::aligned_alloc(kHugePage, rounded);
+#ifdef MADV_HUGEPAGE
+    // Advice only: without huge pages the chunk works as any other memory.
+    if (p != nullptr) (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  } else {
+    p = std::malloc(std::max<size_t>(bytes, 1));
+  }
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<uint8_t*>(p);
+}
+
+}  // namespace
 
 void CodeBlocks::LocateVector(size_t i, size_t* chunk, size_t* in_chunk) const {
   size_t offset;
@@ -86,7 +115,7 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
     const size_t blocks = ChunkBlocks(chunks_.size());
     auto chunk = std::make_unique<Chunk>();
     chunk->blocks = blocks;
-    chunk->nibbles.reset(new uint8_t[blocks * block_nibble_bytes_]);
+    chunk->nibbles.reset(AllocateNibbles(blocks * block_nibble_bytes_));
     chunk->weights.reset(new float[blocks * block_weights_]);
     chunk->codes.reset(new uint8_t[blocks * kBlockVectors * codec_->code_bytes()]);
     chunk->sq_norms.reset(new float[blocks * kBlockVectors]);

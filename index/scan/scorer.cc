@@ -211,8 +211,12 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
       for (size_t i = 0; i < block_bytes; i += 64) __builtin_prefetch(ahead + i);
     }
     const size_t first = b * kBlockVectors;
-    const size_t count = std::min<size_t>(kBlockVectors, blocks.size() - first);
-    std::fill(score.begin(), score.end(), 0.0f);
+    // A block wholly in the range is scored in place in `out`; the first and
+    // last may be partial and go through `score`.
+    const bool whole = first >= begin && first + kBlockVectors <= end;
+    float* base = whole ? out + (first - begin) : score.data();
+    const size_t row = whole ? stride : kBlockVectors;
+    for (int q = 0; q < nq; ++q) std::fill_n(base + q * row, kBlockVectors, 0.0f);
     for (size_t r = 0; r < runs.size(); ++r) {
       const auto& run = runs[r];
       const uint8_t* codes = nibbles + run.first_pair * kPairCodeBytes;
@@ -222,7 +226,7 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
           kernels->pair_table_sums(
               codes, &queries[q].pair_tables[run.first_pair * internal::kPairTableSize],
               run.n_pairs, sums.data());
-          float* sq = &score[q * kBlockVectors];
+          float* sq = base + q * row;
           for (int v = 0; v < kBlockVectors; ++v) sq[v] += w[v] * sums[v];
         }
         continue;
@@ -233,7 +237,7 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
                      dots.data());
         for (int q = 0; q < nq; ++q) {
           kernels->add_scaled_dot(&dots[q * kBlockVectors], w, queries[q].dot_delta[r],
-                                  queries[q].dot_bias[r], &score[q * kBlockVectors]);
+                                  queries[q].dot_bias[r], base + q * row);
         }
         continue;
       }
@@ -245,19 +249,25 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
       }
       for (int q = 0; q < nq; ++q) {
         kernels->add_scaled(&acc[q * kBlockVectors], w, queries[q].delta[r], queries[q].bias[r],
-                            &score[q * kBlockVectors]);
+                            base + q * row);
       }
     }
+    if (whole) {
+      if (out_scale != 1.0f) {
+        for (int q = 0; q < nq; ++q) {
+          float* dst = base + q * row;
+          for (int v = 0; v < kBlockVectors; ++v) dst[v] *= out_scale;
+        }
+      }
+      continue;
+    }
     // Vectors [lo, hi) of this block are in the range.
+    const size_t count = std::min<size_t>(kBlockVectors, blocks.size() - first);
     const size_t lo = std::max(begin, first) - first, hi = std::min(end, first + count) - first;
     for (int q = 0; q < nq; ++q) {
       const float* sq = &score[q * kBlockVectors];
       float* dst = out + static_cast<size_t>(q) * stride + (first + lo - begin);
-      if (out_scale == 1.0f) {
-        std::copy(sq + lo, sq + hi, dst);
-      } else {
-        for (size_t v = lo; v < hi; ++v) dst[v - lo] = out_scale * sq[v];
-      }
+      for (size_t v = lo; v < hi; ++v) dst[v - lo] = out_scale * sq[v];
     }
   }
 }

@@ -4,6 +4,11 @@
 //
 // Lines:
 //   {"suite":"membw","threads":1,"read_gb_per_s":…}   plain sum over 1 GiB
+//   {"suite":"peak","threads":1,"lookups_per_s":…,"int8_macs_per_s":…,
+//    "f32_fmas_per_s":…}   this core's instruction throughput ceilings: 512-bit
+//                          pshufb (64 table lookups), vpdpbusd (64 int8
+//                          products), vfmadd231ps (16 fp32 FMAs), each over 16
+//                          independent register chains (AVX-512 VNNI CPUs only)
 //   {"suite":"scan","system":"tqdb"|"faiss","format":…,"nq":1|8,
 //    "keys_per_s":…       keys scanned per second (n·nq_eval/time ÷ nq: each key
 //                         is read once per batch of nq queries),
@@ -17,7 +22,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <memory>
+#include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -63,6 +71,78 @@ double ReadBandwidthGbPerS() {
   const double seconds = BestSeconds(3, [&] { sink += SumAvx2(buf.data(), bytes); });
   if (sink == 42) std::printf("#\n");  // keep the sum alive
   return bytes / seconds / 1e9;
+}
+
+// Throughput ceilings of the instructions the kernels are made of: 16
+// independent chains (more than any of their latencies) of one instruction,
+// operands from memory at run time so nothing folds.
+struct PeakRates {
+  double lookups = 0, int8_macs = 0, f32_fmas = 0;
+};
+
+constexpr int kPeakChains = 16;
+constexpr long kPeakSteps = 2000000;  // 32 M instructions a run
+
+#define TQDB_PEAK_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline))
+
+TQDB_PEAK_TARGET int64_t SumLanes(const __m512i* a) {
+  int64_t lanes[8 * kPeakChains];
+  for (int k = 0; k < kPeakChains; ++k) _mm512_storeu_si512(lanes + 8 * k, a[k]);
+  return std::accumulate(std::begin(lanes), std::end(lanes), int64_t{0});
+}
+
+TQDB_PEAK_TARGET int64_t ChainShuffles(const int8_t* seed) {
+  __m512i a[kPeakChains];
+  const __m512i idx = _mm512_loadu_si512(seed);
+  for (__m512i& x : a) x = _mm512_loadu_si512(seed + 64);
+  for (long i = 0; i < kPeakSteps; ++i) {
+#pragma GCC unroll 16
+    for (__m512i& x : a) x = _mm512_shuffle_epi8(x, idx);
+  }
+  return SumLanes(a);
+}
+
+TQDB_PEAK_TARGET int64_t ChainDots(const int8_t* seed) {
+  __m512i a[kPeakChains];
+  const __m512i u = _mm512_loadu_si512(seed), v = _mm512_loadu_si512(seed + 64);
+  for (__m512i& x : a) x = _mm512_setzero_si512();
+  for (long i = 0; i < kPeakSteps; ++i) {
+#pragma GCC unroll 16
+    for (__m512i& x : a) x = _mm512_dpbusd_epi32(x, u, v);
+  }
+  return SumLanes(a);
+}
+
+TQDB_PEAK_TARGET float ChainFmas(const float* seed) {
+  __m512 a[kPeakChains];
+  const __m512 m = _mm512_loadu_ps(seed), c = _mm512_loadu_ps(seed + 16);
+  for (__m512& x : a) x = _mm512_setzero_ps();
+  for (long i = 0; i < kPeakSteps; ++i) {
+#pragma GCC unroll 16
+    for (__m512& x : a) x = _mm512_fmadd_ps(x, m, c);
+  }
+  float lanes[16 * kPeakChains];
+  for (int k = 0; k < kPeakChains; ++k) _mm512_storeu_ps(lanes + 16 * k, a[k]);
+  return std::accumulate(std::begin(lanes), std::end(lanes), 0.0f);
+}
+
+std::optional<PeakRates> MeasurePeakRates() {
+  if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vnni")) {
+    return std::nullopt;
+  }
+  std::vector<int8_t> bytes(128);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<int8_t>(i % 16);
+  const std::vector<float> floats(32, 0.5f);
+  double sink = 0;
+  const double instructions = static_cast<double>(kPeakSteps) * kPeakChains;
+  PeakRates r;
+  r.lookups = 64 * instructions /
+              BestSeconds(3, [&] { sink += static_cast<double>(ChainShuffles(bytes.data())); });
+  r.int8_macs =
+      64 * instructions / BestSeconds(3, [&] { sink += static_cast<double>(ChainDots(bytes.data())); });
+  r.f32_fmas = 16 * instructions / BestSeconds(3, [&] { sink += ChainFmas(floats.data()); });
+  if (sink == 42) std::printf("#\n");  // keep the results alive
+  return r;
 }
 
 struct Recall {
@@ -273,6 +353,15 @@ int RunScan(int argc, char** argv) {
   }
 
   JsonLine().Add("suite", "membw").Add("threads", 1).Add("read_gb_per_s", ReadBandwidthGbPerS()).Print();
+  if (const std::optional<PeakRates> peak = MeasurePeakRates()) {
+    JsonLine()
+        .Add("suite", "peak")
+        .Add("threads", 1)
+        .Add("lookups_per_s", peak->lookups)
+        .Add("int8_macs_per_s", peak->int8_macs)
+        .Add("f32_fmas_per_s", peak->f32_fmas)
+        .Print();
+  }
   if (flags.Int("attend", dir.empty() ? 1 : 0) != 0) {
     for (auto [kf, vf] : {std::pair<const char*, const char*>{"tq4", "tq4"}, {"tq4", "tq2"}}) {
       BenchAttend(kf, vf, static_cast<size_t>(flags.Int("tokens", 32768)), 8, 4, d, threads);

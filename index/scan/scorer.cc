@@ -126,12 +126,13 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
   size_t lut_bytes = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     query->lut_offset[r] = lut_bytes;
-    lut_bytes += internal::LutBytes(runs[r].n_pairs);
+    if (!runs[r].dot) lut_bytes += internal::LutBytes(runs[r].n_pairs);
   }
   query->luts.assign(lut_bytes, 0);
-  query->delta.resize(runs.size());
-  query->bias.resize(runs.size());
+  query->delta.assign(runs.size(), 0.0f);
+  query->bias.assign(runs.size(), 0.0f);
   for (size_t r = 0; r < runs.size(); ++r) {
+    if (runs[r].dot) continue;
     const size_t g0 = 2 * static_cast<size_t>(runs[r].first_pair);
     const size_t g1 = g0 + 2 * static_cast<size_t>(runs[r].n_pairs);
     double range = 0.0;
@@ -192,11 +193,10 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   const internal::FastScanKernels* kernels = internal::GetFastScanKernels(isa);
   if (kernels == nullptr) kernels = internal::GetFastScanKernels(Isa::kScalar);  // unsupported ISA
   const bool fast = blocks.layout().fast_scan();
-  const bool batch = fast && nq >= kDotMinQueries;
   const auto& runs = blocks.layout().runs();
   std::vector<const uint8_t*> luts(nq);
   std::vector<const int8_t*> values(nq);
-  std::vector<int32_t> dots(batch ? static_cast<size_t>(nq) * kBlockVectors : 0);
+  std::vector<int32_t> dots(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> sums(kBlockVectors);
   std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
@@ -231,7 +231,7 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
         }
         continue;
       }
-      if (batch && run.dot) {
+      if (run.dot) {
         for (int q = 0; q < nq; ++q) values[q] = &queries[q].dot_values[queries[q].dot_offset[r]];
         kernels->dot(codes, &queries[0].dot_levels[16 * r], values.data(), nq, run.n_pairs,
                      dots.data());
@@ -279,8 +279,8 @@ float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i)
   float bound = 0.0f;
   for (size_t r = 0; r < runs.size(); ++r) {
     const float w = weights[runs[r].weight * kBlockVectors + i % kBlockVectors];
-    float run_bound = query.delta[r] * runs[r].n_pairs;  // 2·n_pairs groups × Δ/2
-    if (runs[r].dot) run_bound = std::max(run_bound, query.dot_bound[r]);
+    // A table run: 2·n_pairs groups × Δ/2.
+    const float run_bound = runs[r].dot ? query.dot_bound[r] : query.delta[r] * runs[r].n_pairs;
     bound += std::fabs(w) * run_bound;
   }
   return bound;

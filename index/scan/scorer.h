@@ -1,27 +1,28 @@
 // Fast-scan scoring: inner-product estimates of queries against CodeBlocks
-// without decompressing, through quantized lookup tables (FAISS fast-scan
-// style) and the fastscan kernels.
-//
-// For each query, PrepareQuery rotates it once (Π·y, and S·Π·y for QJL codes)
-// and builds one 16-entry float table per nibble group (scan_layout.h). Each
-// run's tables are quantized to uint8 with one step Δ_run = max range / 255
-// and a per-table offset; the score of vector v is
+// without decompressing, through int8 dot products and quantized lookup tables
+// (FAISS fast-scan style) over the fastscan kernels. PrepareQuery rotates each
+// query once (Π·y, and S·Π·y for QJL codes); the score of vector v is
 //   Σ_runs w_run[v] · (Δ_run · acc_run[v] + bias_run)
-// with acc the kernels' exact integer sums. Rounding each table entry costs at
-// most Δ_run/2 per group, so |score − exact estimate| ≤ Σ_runs |w|·Δ_run·G_run/2
-// (G = groups in the run); ErrorBound reports that table-rounding bound (float
-// rounding of the sums comes on top).
+// with acc_run the kernels' exact integer sums over the run (scan_layout.h),
+// by one of two methods:
 //
-// Batches of kDotMinQueries or more score the runs of one-coordinate nibbles
-// (ScanLayout::Run::dot: tq3, tq4 and the MSE part of turbo3/turbo4) with int8
-// dot products instead, which decode each block's codes once for the whole
-// batch: the codebook is quantized to uint8 levels ĉ = c_min + λ·L (λ =
-// (c_max − c_min)/255), each query's run to int8 values ŷ = σ·s (σ = max|y|/127),
-// and the kernel's exact integer Σ s·L gives Σ ŷ·ĉ = σλ·Σ s·L + σ·c_min·Σ s. Its
-// rounding is bounded by Σ_k |y_k − ŷ_k|·max|c| + |ŷ_k|·max|c − ĉ| per run
-// (times |w|). So a query's scores may differ, within ErrorBound, between a
-// batch of one and a larger one; for a given batch size they are bit-identical
-// on every ISA.
+//  - Dot runs (ScanLayout::Run::dot: every nibble one coordinate's index, as
+//    in tq3, tq4 and the MSE part of turbo3/turbo4): the codebook is
+//    quantized to uint8 levels ĉ = c_min + λ·L (λ = (c_max − c_min)/255) and
+//    the query's run to int8 values ŷ = σ·s (σ = max|y|/127); the dot kernel's
+//    Σ s·L gives Σ ŷ·ĉ = σλ·Σ s·L + σ·c_min·Σ s, rounded by at most
+//    Σ_k |y_k − ŷ_k|·max|c| + |ŷ_k|·max|c − ĉ|. A block's codes are decoded
+//    once for every query of a batch (vpdpbusd: ~1.3× the tables' rate for
+//    one query on AVX-512 VNNI, ~2× for eight).
+//  - Other runs (several coordinates or QJL signs per nibble, or two
+//    codebooks): one 16-entry float table per nibble group, quantized to uint8
+//    with one step Δ_run = max range / 255 and a per-table offset; rounding
+//    each entry costs at most Δ_run/2, so the run is off by ≤ Δ_run·G_run/2
+//    (G = groups in the run).
+//
+// ErrorBound reports the sum of these bounds times |w| (float rounding of the
+// sums comes on top). Scores do not depend on the batch a query is scored in,
+// and are bit-identical on every ISA.
 //
 // Layouts with wide (5–8-bit) coordinates are not fast-scannable
 // (scan_layout.h): their queries hold one exact float table of 256 entries per
@@ -44,14 +45,15 @@
 namespace tqdb::index {
 
 struct PreparedQuery {
-  // Fast-scannable layouts:
+  // Fast-scannable layouts. Table runs (dot runs have empty entries):
   std::vector<uint8_t> luts;       // per run, internal::LutBytes(run.n_pairs) bytes
   std::vector<size_t> lut_offset;  // per run: where its tables start in luts
   std::vector<float> delta;        // per run
   std::vector<float> bias;         // per run
-  // Dot runs (others have empty entries): the run's int8 query values, one per
-  // group (0 for padding), and the codebook levels, 16 per run; the run adds
-  // w·(dot_delta·Σ s·L + dot_bias); dot_bound is its rounding bound before |w|.
+  // Dot runs (table runs have empty entries): the run's int8 query values, one
+  // per group (0 for padding), and the codebook levels, 16 per run; the run
+  // adds w·(dot_delta·Σ s·L + dot_bias); dot_bound is its rounding bound
+  // before |w|.
   std::vector<int8_t> dot_values;
   std::vector<size_t> dot_offset;  // per run: where its values start in dot_values
   std::vector<uint8_t> dot_levels;
@@ -61,9 +63,6 @@ struct PreparedQuery {
   // The others: n_pairs × 256 floats (internal::PairTable).
   std::vector<float> pair_tables;
 };
-
-// Batches of at least this many queries use the int8 dot kernel on dot runs.
-inline constexpr int kDotMinQueries = 2;
 
 // REQUIRES: y holds layout.format().dim finite floats; codec matches layout.
 void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
@@ -86,8 +85,7 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
                 size_t end, float out_scale, float* out, size_t stride, Isa isa = Isa::kBest);
 
 // The rounding bound on |fast score − Codec::EstimateInnerProduct| for vector
-// i, whatever the batch size (the larger of the table and the dot bound on dot
-// runs); float rounding of either sum is not included.
+// i (float rounding of either sum is not included).
 float ErrorBound(const CodeBlocks& blocks, const PreparedQuery& query, size_t i);
 
 }  // namespace tqdb::index

@@ -195,8 +195,17 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   const bool fast = blocks.layout().fast_scan();
   const auto& runs = blocks.layout().runs();
   std::vector<const uint8_t*> luts(nq);
-  std::vector<const int8_t*> values(nq);
-  std::vector<int32_t> dots(static_cast<size_t>(nq) * kBlockVectors);
+  // Per dot run, its queries' values, steps and offsets side by side.
+  std::vector<const int8_t*> dot_values(runs.size() * nq);
+  std::vector<float> dot_delta(runs.size() * nq), dot_bias(runs.size() * nq);
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (!fast || !runs[r].dot) continue;
+    for (int q = 0; q < nq; ++q) {
+      dot_values[r * nq + q] = &queries[q].dot_values[queries[q].dot_offset[r]];
+      dot_delta[r * nq + q] = queries[q].dot_delta[r];
+      dot_bias[r * nq + q] = queries[q].dot_bias[r];
+    }
+  }
   std::vector<float> sums(kBlockVectors);
   std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
@@ -232,13 +241,8 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
         continue;
       }
       if (run.dot) {
-        for (int q = 0; q < nq; ++q) values[q] = &queries[q].dot_values[queries[q].dot_offset[r]];
-        kernels->dot(codes, &queries[0].dot_levels[16 * r], values.data(), nq, run.n_pairs,
-                     dots.data());
-        for (int q = 0; q < nq; ++q) {
-          kernels->add_scaled_dot(&dots[q * kBlockVectors], w, queries[q].dot_delta[r],
-                                  queries[q].dot_bias[r], base + q * row);
-        }
+        kernels->dot(codes, &queries[0].dot_levels[16 * r], &dot_values[r * nq], nq, run.n_pairs,
+                     w, &dot_delta[r * nq], &dot_bias[r * nq], base, row);
         continue;
       }
       for (int q = 0; q < nq; ++q) luts[q] = queries[q].luts.data() + queries[q].lut_offset[r];

@@ -66,12 +66,16 @@ TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
   }
 }
 
-// Int8 dot sums are exact integers: every ISA equals the scalar twin, for odd
-// and even pair counts, chunks of queries and the extremes (levels of 255
-// against −128 and 127 over 128 pairs: |sum| = 8,355,840, far inside int32).
+// Int8 dot sums are exact integers: with w = delta = 1 and bias = 0 every ISA
+// adds exactly the sums a direct count gives, for odd and even pair counts,
+// chunks of queries and the extremes (levels of 255 against −128 and 127 over
+// 128 pairs: |sum| = 8,355,840, inside int32 and exact as a float); with real
+// scales every ISA equals the scalar twin bit for bit.
 TEST(FastScanKernelTest, DotEveryIsaEqualsScalar) {
   std::mt19937 rng(3);
+  std::normal_distribution<float> gauss;
   constexpr int kMaxQueries = 11;
+  constexpr size_t kStride = 40;  // rows of the score matrix, wider than a block
   for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 127, 128}) {
     for (int extreme : {0, -128, 127}) {
       std::vector<uint8_t> codes(n_pairs * kPairCodeBytes);
@@ -86,18 +90,45 @@ TEST(FastScanKernelTest, DotEveryIsaEqualsScalar) {
         for (int8_t& x : v) x = static_cast<int8_t>(extreme ? extreme : static_cast<int>(rng()));
         ptrs.push_back(v.data());
       }
-      std::vector<int32_t> want(kMaxQueries * kBlockVectors);
-      internal::DotScalar(codes.data(), levels, ptrs.data(), kMaxQueries, n_pairs, want.data());
-      if (extreme) {
-        for (int32_t w : want) ASSERT_EQ(w, 2 * 255 * extreme * n_pairs);
+      std::vector<float> exact(kMaxQueries * kStride, 0.0f);
+      for (int q = 0; q < kMaxQueries; ++q) {
+        for (int v = 0; v < kBlockVectors; ++v) {
+          int64_t sum = 0;
+          for (int p = 0; p < n_pairs; ++p) {
+            const uint8_t byte = codes[p * kPairCodeBytes + v];
+            sum += levels[byte & 15] * values[q][2 * p] + levels[byte >> 4] * values[q][2 * p + 1];
+          }
+          if (extreme) {
+            ASSERT_EQ(sum, 2 * 255 * extreme * n_pairs);
+          }
+          exact[q * kStride + v] = static_cast<float>(sum);
+        }
       }
+      const std::vector<float> ones(kBlockVectors, 1.0f), unit(kMaxQueries, 1.0f),
+          zeros(kMaxQueries, 0.0f);
+      std::vector<float> w(kBlockVectors), delta(kMaxQueries), bias(kMaxQueries),
+          start(kMaxQueries * kStride);
+      for (float& x : w) x = gauss(rng);
+      for (float& x : delta) x = std::fabs(gauss(rng)) * 1e-4f;
+      for (float& x : bias) x = gauss(rng);
+      for (float& x : start) x = gauss(rng);
+      std::vector<float> want = start;
+      internal::DotScalar(codes.data(), levels, ptrs.data(), kMaxQueries, n_pairs, w.data(),
+                          delta.data(), bias.data(), want.data(), kStride);
       for (Isa isa : SupportedIsas()) {
+        const internal::FastScanKernels* k = internal::GetFastScanKernels(isa);
         for (int nq : {1, 2, 3, 5, 8, 11}) {
-          std::vector<int32_t> got(nq * kBlockVectors);
-          internal::GetFastScanKernels(isa)->dot(codes.data(), levels, ptrs.data(), nq, n_pairs,
-                                                 got.data());
-          EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()))
-              << IsaName(isa) << " nq=" << nq << " n_pairs=" << n_pairs << " extreme=" << extreme;
+          SCOPED_TRACE(::testing::Message() << IsaName(isa) << " nq=" << nq
+                                            << " n_pairs=" << n_pairs << " extreme=" << extreme);
+          const size_t n = nq * kStride;
+          std::vector<float> sums(n, 0.0f);
+          k->dot(codes.data(), levels, ptrs.data(), nq, n_pairs, ones.data(), unit.data(),
+                 zeros.data(), sums.data(), kStride);
+          EXPECT_TRUE(std::equal(sums.begin(), sums.end(), exact.begin()));
+          std::vector<float> got(start.begin(), start.begin() + n);
+          k->dot(codes.data(), levels, ptrs.data(), nq, n_pairs, w.data(), delta.data(),
+                 bias.data(), got.data(), kStride);
+          EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin()));
         }
       }
     }
@@ -151,18 +182,12 @@ TEST(FastScanKernelTest, AddScaledEveryIsaEqualsScalar) {
       start[v] = gauss(rng);
     }
     const float delta = std::fabs(gauss(rng)) * 1e-3f, bias = gauss(rng);
-    std::vector<int32_t> dots(kBlockVectors);
-    for (int32_t& x : dots) x = static_cast<int32_t>(rng() % (1 << 24)) - (1 << 23);
-    std::vector<float> want = start, want_dot = start;
+    std::vector<float> want = start;
     internal::AddScaledScalar(acc.data(), w.data(), delta, bias, want.data());
-    internal::AddScaledDotScalar(dots.data(), w.data(), delta, bias, want_dot.data());
     for (Isa isa : SupportedIsas()) {
-      std::vector<float> got = start, got_dot = start;
-      const internal::FastScanKernels* k = internal::GetFastScanKernels(isa);
-      k->add_scaled(acc.data(), w.data(), delta, bias, got.data());
-      k->add_scaled_dot(dots.data(), w.data(), delta, bias, got_dot.data());
+      std::vector<float> got = start;
+      internal::GetFastScanKernels(isa)->add_scaled(acc.data(), w.data(), delta, bias, got.data());
       EXPECT_EQ(got, want) << IsaName(isa) << " trial " << trial;
-      EXPECT_EQ(got_dot, want_dot) << IsaName(isa) << " trial " << trial;
     }
   }
 }

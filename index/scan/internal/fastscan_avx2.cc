@@ -31,23 +31,21 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   for (int e = 0; e < 4; ++e) _mm256_storeu_ps(sums + 8 * e, acc[e]);
 }
 
-// Eight sums as floats: uint16 (the tables' sums) or int32 (dot sums).
-__m256 LoadSums(const uint16_t* acc) {
-  return _mm256_cvtepi32_ps(
-      _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc))));
-}
-__m256 LoadSums(const int32_t* acc) {
-  return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)));
-}
-
-template <typename Sum>
-void AddScaled(const Sum* acc, const float* w, float delta, float bias, float* score) {
+void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
   const __m256 d = _mm256_set1_ps(delta), b = _mm256_set1_ps(bias);
   for (int v = 0; v < kBlockVectors; v += 8) {
-    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + v),
-                                   _mm256_add_ps(_mm256_mul_ps(d, LoadSums(acc + v)), b));
+    const __m256 a = _mm256_cvtepi32_ps(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + v))));
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + v), _mm256_add_ps(_mm256_mul_ps(d, a), b));
     _mm256_storeu_ps(score + v, _mm256_add_ps(_mm256_loadu_ps(score + v), x));
   }
+}
+
+// score[v] += w[v]·(d·sum[v] + b) for eight int32 sums (fastscan_kernels.h).
+void AddScaledSums(__m256i sum, const float* w, __m256 d, __m256 b, float* score) {
+  const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w),
+                                 _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(sum)), b));
+  _mm256_storeu_ps(score, _mm256_add_ps(_mm256_loadu_ps(score), x));
 }
 
 // kQ ≤ 2 queries a pass over the codes (their 4·kQ accumulators and the
@@ -56,7 +54,8 @@ void AddScaled(const Sum* acc, const float* w, float delta, float bias, float* s
 // multiplied with the query's two values by pmaddwd: exact int32 products.
 template <int kQ>
 void DotQueries(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
-                int n_pairs, int32_t* out) {
+                int n_pairs, const float* w, const float* delta, const float* bias, float* score,
+                size_t stride) {
   const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
   const __m256i table =
       _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
@@ -82,27 +81,28 @@ void DotQueries(const uint8_t* codes, const uint8_t* levels, const int8_t* const
       }
     }
   }
-  for (int q = 0; q < kQ; ++q) {
-    __m256i* o = reinterpret_cast<__m256i*>(out + 32 * q);
-    _mm256_storeu_si256(o, _mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x20));
-    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x20));
-    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x31));
-    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x31));
+  for (int q = 0; q < kQ; ++q) {  // vectors 0…7, 8…15, 16…23, 24…31
+    const __m256 d = _mm256_set1_ps(delta[q]), b = _mm256_set1_ps(bias[q]);
+    float* out = score + q * stride;
+    AddScaledSums(_mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x20), w, d, b, out);
+    AddScaledSums(_mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x20), w + 8, d, b, out + 8);
+    AddScaledSums(_mm256_permute2x128_si256(acc[q][0], acc[q][1], 0x31), w + 16, d, b, out + 16);
+    AddScaledSums(_mm256_permute2x128_si256(acc[q][2], acc[q][3], 0x31), w + 24, d, b, out + 24);
   }
 }
 
 constexpr FastScanKernels kAvx2 = {&Accumulate, &AccumulateEachQuery<&Accumulate>,
-                                   &PairTableSums, &AddScaled<uint16_t>, &DotAvx2,
-                                   &AddScaled<int32_t>};
+                                   &PairTableSums, &AddScaled, &DotAvx2};
 
 }  // namespace
 
 void DotAvx2(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
-             int n_pairs, int32_t* out) {
-  for (; nq >= 2; nq -= 2, queries += 2, out += 2 * 32) {
-    DotQueries<2>(codes, levels, queries, n_pairs, out);
+             int n_pairs, const float* w, const float* delta, const float* bias, float* score,
+             size_t stride) {
+  for (; nq >= 2; nq -= 2, queries += 2, delta += 2, bias += 2, score += 2 * stride) {
+    DotQueries<2>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
   }
-  if (nq == 1) DotQueries<1>(codes, levels, queries, n_pairs, out);
+  if (nq == 1) DotQueries<1>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
 }
 
 const FastScanKernels* FastScanAvx2() { return &kAvx2; }

@@ -86,19 +86,12 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   _mm512_storeu_ps(sums + 16, b);
 }
 
-// Sixteen sums as floats: uint16 (the tables' sums) or int32 (dot sums).
-__m512 LoadSums(const uint16_t* acc) {
-  return _mm512_cvtepi32_ps(
-      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc))));
-}
-__m512 LoadSums(const int32_t* acc) { return _mm512_cvtepi32_ps(_mm512_loadu_si512(acc)); }
-
-template <typename Sum>
-void AddScaled(const Sum* acc, const float* w, float delta, float bias, float* score) {
+void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
   const __m512 d = _mm512_set1_ps(delta), b = _mm512_set1_ps(bias);
   for (int v = 0; v < kBlockVectors; v += 16) {
-    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v),
-                                   _mm512_add_ps(_mm512_mul_ps(d, LoadSums(acc + v)), b));
+    const __m512 a = _mm512_cvtepi32_ps(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v))));
+    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v), _mm512_add_ps(_mm512_mul_ps(d, a), b));
     _mm512_storeu_ps(score + v, _mm512_add_ps(_mm512_loadu_ps(score + v), x));
   }
 }
@@ -145,7 +138,9 @@ TQDB_TARGET_VNNI inline void DotStep(__m512i c, __m512i table, const __m512i* ga
 
 template <int kQ>
 TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
-                                 const int8_t* const* queries, int n_pairs, int32_t* out) {
+                                 const int8_t* const* queries, int n_pairs, const float* w,
+                                 const float* delta, const float* bias, float* score,
+                                 size_t stride) {
   const __m512i table =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
   const __m512i gather[2] = {_mm512_load_si512(kDotPicks[0].data()),
@@ -173,31 +168,46 @@ TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
     const __m256i c = LoadYmm(codes + kPairCodeBytes * p);
     DotStep<kQ>(_mm512_zextsi256_si512(c), table, gather, q, acc);
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < 2 * kQ; ++i) _mm512_storeu_si512(out + 16 * i, acc[i]);
+  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 8
+  for (int i = 0; i < kQ; ++i) {  // score += w·(delta·sum + bias), as the scalar twin
+    const __m512 d = _mm512_set1_ps(delta[i]), b = _mm512_set1_ps(bias[i]);
+    float* out = score + i * stride;
+    const __m512 s0 = _mm512_cvtepi32_ps(acc[2 * i]), s1 = _mm512_cvtepi32_ps(acc[2 * i + 1]);
+    const __m512 x0 = _mm512_mul_ps(w0, _mm512_add_ps(_mm512_mul_ps(d, s0), b));
+    const __m512 x1 = _mm512_mul_ps(w1, _mm512_add_ps(_mm512_mul_ps(d, s1), b));
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), x0));
+    _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_loadu_ps(out + 16), x1));
+  }
 }
 
 TQDB_TARGET_VNNI void Dot(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
-                          int nq, int n_pairs, int32_t* out) {
-  for (; nq >= 8; nq -= 8, queries += 8, out += 8 * 32) {
-    DotQueries<8>(codes, levels, queries, n_pairs, out);
+                          int nq, int n_pairs, const float* w, const float* delta,
+                          const float* bias, float* score, size_t stride) {
+  for (; nq >= 8; nq -= 8, queries += 8, delta += 8, bias += 8, score += 8 * stride) {
+    DotQueries<8>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
   }
   switch (nq) {
-    case 7: return DotQueries<7>(codes, levels, queries, n_pairs, out);
-    case 6: return DotQueries<6>(codes, levels, queries, n_pairs, out);
-    case 5: return DotQueries<5>(codes, levels, queries, n_pairs, out);
-    case 4: return DotQueries<4>(codes, levels, queries, n_pairs, out);
-    case 3: return DotQueries<3>(codes, levels, queries, n_pairs, out);
-    case 2: return DotQueries<2>(codes, levels, queries, n_pairs, out);
-    case 1: return DotQueries<1>(codes, levels, queries, n_pairs, out);
-    default: return;
+#define TQDB_DOT_CASE(k) \
+  case k:                \
+    return DotQueries<k>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
+    TQDB_DOT_CASE(7)
+    TQDB_DOT_CASE(6)
+    TQDB_DOT_CASE(5)
+    TQDB_DOT_CASE(4)
+    TQDB_DOT_CASE(3)
+    TQDB_DOT_CASE(2)
+    TQDB_DOT_CASE(1)
+#undef TQDB_DOT_CASE
+    default:
+      return;
   }
 }
 
-constexpr FastScanKernels kAvx512 = {&Accumulate,        &AccumulateMulti, &PairTableSums,
-                                     &AddScaled<uint16_t>, &DotAvx2,        &AddScaled<int32_t>};
-constexpr FastScanKernels kAvx512Vnni = {&Accumulate,        &AccumulateMulti, &PairTableSums,
-                                         &AddScaled<uint16_t>, &Dot,           &AddScaled<int32_t>};
+constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums, &AddScaled,
+                                     &DotAvx2};
+constexpr FastScanKernels kAvx512Vnni = {&Accumulate, &AccumulateMulti, &PairTableSums,
+                                         &AddScaled, &Dot};
 
 }  // namespace
 

@@ -60,22 +60,24 @@ using PairTableSumsFn = void (*)(const uint8_t* codes, const float* tables, int 
 // each nibble indexes one 16-entry table of uint8 `levels` (the quantized
 // codebook, shared by the run) and pairs with one int8 query value per nibble,
 // 2·n_pairs of them in nibble order (pair p: low 2p, high 2p + 1):
-//   out[q·32 + v] = Σ_p levels[codes[p][v] & 15]·queries[q][2p]
-//                       + levels[codes[p][v] >> 4]·queries[q][2p + 1].
-// Exact int32 sums (|out| ≤ 256·255·128 < 2^24 for kMaxPairsPerRun pairs, so
-// also exact as floats), identical for every ISA. Codes are read and decoded
-// once for all nq queries. REQUIRES: nq >= 1; 0 <= n_pairs <= kMaxPairsPerRun.
+//   sum_q[v] = Σ_p levels[codes[p][v] & 15]·queries[q][2p]
+//                  + levels[codes[p][v] >> 4]·queries[q][2p + 1],
+// exact in int32 (|sum| ≤ 256·255·128 < 2^24 for kMaxPairsPerRun pairs, so
+// exact as a float too), added to the scores as the run's contribution:
+//   score[q·stride + v] += w[v] · (delta[q] · sum_q[v] + bias[q]),
+// each step a separate float multiply or add (no FMA): every ISA gives the same
+// floats, and w = delta = 1, bias = 0 adds the exact sums. Codes are read and
+// decoded once for all nq queries.
+// REQUIRES: nq >= 1; 0 <= n_pairs <= kMaxPairsPerRun.
 using DotFn = void (*)(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
-                       int nq, int n_pairs, int32_t* out);
+                       int nq, int n_pairs, const float* w, const float* delta, const float* bias,
+                       float* score, size_t stride);
 
 // A run's dequantized contribution to the 32 scores of a block:
 // score[v] += w[v] · (delta · acc[v] + bias), each step a separate float
 // multiply or add in that order (no FMA), so every ISA gives the same floats.
 using AddScaledFn = void (*)(const uint16_t* acc, const float* w, float delta, float bias,
                              float* score);
-// The same for a dot run's int32 sums.
-using AddScaledDotFn = void (*)(const int32_t* acc, const float* w, float delta, float bias,
-                                float* score);
 
 struct FastScanKernels {
   AccumulateFn accumulate;
@@ -83,7 +85,6 @@ struct FastScanKernels {
   PairTableSumsFn pair_table_sums;
   AddScaledFn add_scaled;
   DotFn dot;
-  AddScaledDotFn add_scaled_dot;
 };
 
 // The kernels for `isa` (kBest resolved); nullptr if unsupported.
@@ -92,12 +93,13 @@ const FastScanKernels* GetFastScanKernels(Isa isa);
 void AccumulateScalar(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out);
 void PairTableSumsScalar(const uint8_t* codes, const float* tables, int n_pairs, float* sums);
 void AddScaledScalar(const uint16_t* acc, const float* w, float delta, float bias, float* score);
-void AddScaledDotScalar(const int32_t* acc, const float* w, float delta, float bias, float* score);
 void DotScalar(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
-               int n_pairs, int32_t* out);
+               int n_pairs, const float* w, const float* delta, const float* bias, float* score,
+               size_t stride);
 // The AVX2 dot kernel, also the AVX-512 table's on CPUs without VNNI/VBMI.
 void DotAvx2(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
-             int n_pairs, int32_t* out);
+             int n_pairs, const float* w, const float* delta, const float* bias, float* score,
+             size_t stride);
 const FastScanKernels* FastScanAvx2();    // nullptr when not compiled in
 const FastScanKernels* FastScanAvx512();  // nullptr when not compiled in
 

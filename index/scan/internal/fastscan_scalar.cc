@@ -27,14 +27,9 @@ void AddScaledScalar(const uint16_t* acc, const float* w, float delta, float bia
   for (int v = 0; v < kBlockVectors; ++v) score[v] += w[v] * (delta * acc[v] + bias);
 }
 
-void AddScaledDotScalar(const int32_t* acc, const float* w, float delta, float bias, float* score) {
-  for (int v = 0; v < kBlockVectors; ++v) {
-    score[v] += w[v] * (delta * static_cast<float>(acc[v]) + bias);
-  }
-}
-
 void DotScalar(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries, int nq,
-               int n_pairs, int32_t* out) {
+               int n_pairs, const float* w, const float* delta, const float* bias, float* score,
+               size_t stride) {
   for (int q = 0; q < nq; ++q) {
     for (int v = 0; v < kBlockVectors; ++v) {
       int32_t sum = 0;
@@ -42,15 +37,14 @@ void DotScalar(const uint8_t* codes, const uint8_t* levels, const int8_t* const*
         const uint8_t byte = codes[p * kPairCodeBytes + v];
         sum += levels[byte & 15] * queries[q][2 * p] + levels[byte >> 4] * queries[q][2 * p + 1];
       }
-      out[q * kBlockVectors + v] = sum;
+      score[q * stride + v] += w[v] * (delta[q] * static_cast<float>(sum) + bias[q]);
     }
   }
 }
 
 namespace {
 constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
-                                     &PairTableSumsScalar, &AddScaledScalar, &DotScalar,
-                                     &AddScaledDotScalar};
+                                     &PairTableSumsScalar, &AddScaledScalar, &DotScalar};
 }  // namespace
 
 const FastScanKernels* GetFastScanKernels(Isa isa) {

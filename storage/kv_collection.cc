@@ -217,16 +217,33 @@ constexpr uint64_t kScorePartTokens = 4096;
 absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int layer,
                                                        absl::Span<const float> queries,
                                                        const KvScoreOptions& options) {
+  std::vector<float> out;
+  TQDB_RETURN_IF_ERROR(ScoreInto(
+                           seq_id, layer, queries,
+                           [&](uint64_t n) {
+                             out.resize(queries.size() / s_->config.head_dim * n);
+                             return out.data();
+                           },
+                           options)
+                           .status());
+  return out;
+}
+
+absl::StatusOr<uint64_t> KvCollection::ScoreInto(uint64_t seq_id, int layer,
+                                                 absl::Span<const float> queries,
+                                                 absl::FunctionRef<float*(uint64_t n)> output,
+                                                 const KvScoreOptions& options) {
   State& s = *s_;
   std::shared_lock<std::shared_mutex> lock(s.mu);
   size_t group;
   TQDB_ASSIGN_OR_RETURN(Seq * seq, s.ForQuery(seq_id, layer, queries, options.scale, &group));
   const size_t d = s.config.head_dim, heads = s.config.num_kv_heads;
-  std::vector<float> out;
+  uint64_t scored = 0;
   TQDB_RETURN_IF_ERROR(s.WithSegment(seq, [&](const Segment& segment, uint64_t length) {
     const auto [begin, end] = Clamp(options.begin, options.end, length);
     const size_t n = end - begin;
-    out.resize(heads * group * n);
+    scored = n;
+    float* const out = output(n);
     if (n == 0) return absl::OkStatus();
     // Queries are prepared once per head; the scoring is split into parts of
     // kScorePartTokens tokens per head, so a thread that stalls leaves its
@@ -270,7 +287,7 @@ absl::StatusOr<std::vector<float>> KvCollection::Score(uint64_t seq_id, int laye
     for (const absl::Status& st : status) TQDB_RETURN_IF_ERROR(st);
     return absl::OkStatus();
   }));
-  return out;
+  return scored;
 }
 
 absl::StatusOr<std::vector<float>> KvCollection::Attend(uint64_t seq_id, int layer,

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "storage/options.h"
@@ -131,6 +132,14 @@ class KvCollection {
   absl::StatusOr<std::vector<float>> Score(uint64_t seq, int layer,
                                            absl::Span<const float> queries,
                                            const KvScoreOptions& options = {});
+  // Score into the caller's memory (a response buffer, say): `output(n)` is
+  // called once, with the token count n of the range, before any logit is
+  // written, and returns room for H × n floats, which the call fills as
+  // Score's result (every element written). Returns n; `output` is not
+  // called on an error found before the scoring starts.
+  absl::StatusOr<uint64_t> ScoreInto(uint64_t seq, int layer, absl::Span<const float> queries,
+                                     absl::FunctionRef<float*(uint64_t n)> output,
+                                     const KvScoreOptions& options = {});
   // softmax(scale · q·K̂ᵀ)·V̂ for H query heads over the range and the
   // options' exact tail: H × head_dim floats (index/scan/attend.h). Errors as
   // for Score, and InvalidArgument for no token at all or a tail of the wrong

@@ -141,13 +141,17 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     options.end = req->has_end() ? req->end() : storage::kToEnd;
     options.cancelled = [ctx] { return ctx->IsCancelled(); };
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
-    absl::StatusOr<std::vector<float>> scored =
-        kv->Score(req->sequence_id(), req->layer(), queries, options);
+    // The logits are written straight into the response.
+    ResultWriter logits(form, resp->mutable_logits());
+    absl::StatusOr<uint64_t> scored = kv->ScoreInto(
+        req->sequence_id(), req->layer(), queries,
+        [&](uint64_t tokens) { return logits.Floats(static_cast<size_t>(heads) * tokens); },
+        options);
     if (absl::IsCancelled(scored.status())) return call.CheckCancelled();  // deadline or client
-    TQDB_ASSIGN_OR_RETURN(std::vector<float> logits, std::move(scored));
-    const int64_t n = static_cast<int64_t>(logits.size()) / heads;
+    TQDB_RETURN_IF_ERROR(scored.status());
+    const auto n = static_cast<int64_t>(*scored);
     call.set_items(static_cast<uint64_t>(heads));
-    FillTensor(logits, {heads, n}, form, resp->mutable_logits());
+    logits.Finish({heads, n});
     resp->set_begin(req->begin());
     resp->set_end(req->begin() + static_cast<uint64_t>(n));
     return absl::OkStatus();

@@ -182,19 +182,44 @@ absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType re
   return ResultForm{true, *dtype};
 }
 
+ResultWriter::ResultWriter(ResultForm form, tqdb::v1::Tensor* out) : form_(form), out_(out) {
+  out_->Clear();
+}
+
+float* ResultWriter::Floats(size_t n) {
+  n_ = n;
+  if (!form_.packed) {
+    out_->mutable_values()->Resize(static_cast<int>(n), 0.0f);
+    return out_->mutable_values()->mutable_data();
+  }
+  if (form_.dtype == storage::DType::kF32) {
+    // Floats in the bytes field's own (heap, suitably aligned) storage.
+    std::string* data = out_->mutable_data();
+    data->resize(n * sizeof(float));
+    return reinterpret_cast<float*>(data->data());
+  }
+  scratch_.reset(new float[n]);
+  return scratch_.get();
+}
+
+void ResultWriter::Finish(std::vector<int64_t> shape) {
+  if (form_.packed) {
+    out_->set_dtype(ToProto(form_.dtype));
+    if (form_.dtype != storage::DType::kF32) {
+      std::string* data = out_->mutable_data();
+      data->resize(n_ * storage::DTypeBytes(form_.dtype));
+      storage::FromFloat(scratch_.get(), n_, form_.dtype, reinterpret_cast<uint8_t*>(data->data()));
+      scratch_.reset();
+    }
+  }
+  out_->mutable_shape()->Assign(shape.begin(), shape.end());
+}
+
 void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, ResultForm form,
                 tqdb::v1::Tensor* out) {
-  out->Clear();
-  if (form.packed) {
-    out->set_dtype(ToProto(form.dtype));
-    std::string* data = out->mutable_data();
-    data->resize(values.size() * storage::DTypeBytes(form.dtype));
-    storage::FromFloat(values.data(), values.size(), form.dtype,
-                       reinterpret_cast<uint8_t*>(data->data()));
-  } else {
-    out->mutable_values()->Assign(values.begin(), values.end());
-  }
-  out->mutable_shape()->Assign(shape.begin(), shape.end());
+  ResultWriter writer(form, out);
+  std::copy(values.begin(), values.end(), writer.Floats(values.size()));
+  writer.Finish(std::move(shape));
 }
 
 void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -65,6 +66,24 @@ struct ResultForm {
 // bytes) unless `result_dtype` names a type. InvalidArgument for a value
 // outside the DType enum.
 absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType result_dtype);
+
+// A response tensor written in place: Floats(n) returns room for its n
+// elements — the tensor's own storage for f32 results, else a scratch buffer
+// that Finish rounds to nearest even into the tensor's f16/bf16 bytes — so a
+// result of megabytes is written once instead of built and copied.
+// Use: Floats once, fill every element, Finish once.
+class ResultWriter {
+ public:
+  ResultWriter(ResultForm form, tqdb::v1::Tensor* out);
+  float* Floats(size_t n);
+  void Finish(std::vector<int64_t> shape);
+
+ private:
+  ResultForm form_;
+  tqdb::v1::Tensor* out_;
+  size_t n_ = 0;
+  std::unique_ptr<float[]> scratch_;  // f16/bf16 results
+};
 
 // Fills `out` with `values` and `shape` in `form` (f16/bf16 rounded to
 // nearest even).

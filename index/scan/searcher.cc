@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <queue>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +48,20 @@ absl::Status Validate(const CodeBlocks& blocks, absl::Span<const float> queries,
   return absl::OkStatus();
 }
 
+// Queries scored together: each block's codes are read and decoded once for
+// the batch (scorer.h; scores do not depend on the batch).
+constexpr size_t kBatchQueries = 8;
+
+// One query of a batch: the query as given (for reranking), its squared norm
+// (L2), the shift ⟨q, μ⟩ added back to centered inner products, and its heap
+// of the best `keep` by code score (the top is the worst kept).
+struct QueryState {
+  std::vector<float> query;
+  double qq = 0.0;
+  double shift = 0.0;
+  std::vector<Hit> heap;
+};
+
 }  // namespace
 
 absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
@@ -60,95 +73,115 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
   const size_t k = options.k;
   const size_t keep = options.oversample > 0 ? k * options.oversample : k;
   const bool l2 = options.metric == Metric::kL2;
+  auto worse = [](const Hit& a, const Hit& b) { return Before(a, b); };
 
-  for (size_t q = 0; q < nq; ++q) {
-    std::vector<float> query(queries.begin() + q * d, queries.begin() + (q + 1) * d);
-    double qq = 0;
-    for (float v : query) qq += double{v} * v;
-    if (options.metric == Metric::kCosine && qq > 0) {
-      const float inv = static_cast<float>(1.0 / std::sqrt(qq));
-      for (float& v : query) v *= inv;
-    }
-    // Codes hold x − μ (code_blocks.h). IP and cosine score ⟨q, x − μ⟩ and
-    // add ⟨q, μ⟩ back; L2 scores q − μ against x − μ, which is the same
-    // distance. Reranking uses the raw vectors and the query as given.
-    const std::vector<float>& mu = blocks.center();
-    std::vector<float> scored = query;
-    double shift = 0.0;
-    if (!mu.empty()) {
-      for (int j = 0; j < d; ++j) {
+  for (size_t q0 = 0; q0 < nq; q0 += kBatchQueries) {
+    const size_t batch = std::min(kBatchQueries, nq - q0);
+    std::vector<QueryState> state(batch);
+    std::vector<PreparedQuery> prepared(batch);
+    for (size_t b = 0; b < batch; ++b) {
+      QueryState& st = state[b];
+      st.query.assign(queries.begin() + (q0 + b) * d, queries.begin() + (q0 + b + 1) * d);
+      for (float v : st.query) st.qq += double{v} * v;
+      if (options.metric == Metric::kCosine && st.qq > 0) {
+        const float inv = static_cast<float>(1.0 / std::sqrt(st.qq));
+        for (float& v : st.query) v *= inv;
+      }
+      // Codes hold x − μ (code_blocks.h). IP and cosine score ⟨q, x − μ⟩ and
+      // add ⟨q, μ⟩ back; L2 scores q − μ against x − μ, which is the same
+      // distance. Reranking uses the raw vectors and the query as given.
+      const std::vector<float>& mu = blocks.center();
+      std::vector<float> scored = st.query;
+      if (!mu.empty()) {
+        for (int j = 0; j < d; ++j) {
+          if (l2) {
+            scored[j] -= mu[j];
+          } else {
+            st.shift += double{st.query[j]} * mu[j];
+          }
+        }
         if (l2) {
-          scored[j] -= mu[j];
-        } else {
-          shift += double{query[j]} * mu[j];
+          st.qq = 0;
+          for (float v : scored) st.qq += double{v} * v;
         }
       }
-      if (l2) {
-        qq = 0;
-        for (float v : scored) qq += double{v} * v;
-      }
+      PrepareQuery(blocks.codec(), blocks.layout(), scored.data(), &prepared[b]);
     }
-    PreparedQuery prepared;
-    PrepareQuery(blocks.codec(), blocks.layout(), scored.data(), &prepared);
 
-    // The best `keep` by code score; the heap's top is the worst kept.
-    auto worse = [](const Hit& a, const Hit& b) { return Before(a, b); };
-    std::priority_queue<Hit, std::vector<Hit>, decltype(worse)> heap(worse);
     // Scores come a chunk of blocks at a time (ScoreBlocks sets up its scratch
-    // once per call) and feed the heap straight away.
+    // once per call) and feed the heaps straight away.
     constexpr size_t kChunkBlocks = 256;
-    std::vector<float> chunk_scores(kChunkBlocks * internal::kBlockVectors);
+    constexpr size_t kChunk = kChunkBlocks * internal::kBlockVectors;
+    std::vector<float> chunk_scores(batch * kChunk);
     for (size_t b0 = 0; b0 < blocks.num_blocks(); b0 += kChunkBlocks) {
       const size_t b1 = std::min(blocks.num_blocks(), b0 + kChunkBlocks);
-      ScoreBlocks(blocks, &prepared, 1, b0, b1, chunk_scores.data(), chunk_scores.size());
+      ScoreBlocks(blocks, prepared.data(), static_cast<int>(batch), b0, b1, chunk_scores.data(),
+                  kChunk);
       const size_t first = b0 * internal::kBlockVectors;
       const size_t count = std::min(blocks.size(), b1 * internal::kBlockVectors) - first;
-      for (size_t i = 0; i < count; ++i) {
-        if (options.skip != nullptr && options.skip[first + i]) continue;
-        const int64_t slot = static_cast<int64_t>(first + i);
-        const int64_t label = options.ids != nullptr ? options.ids[slot] : slot;
-        // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
-        const float s = l2 ? 2 * chunk_scores[i] - blocks.SquaredNorm(first + i)
-                           : chunk_scores[i] + static_cast<float>(shift);
-        const Hit hit{s, label, slot};
-        if (heap.size() < keep) {
-          heap.push(hit);
-        } else if (Before(hit, heap.top())) {
-          heap.pop();
-          heap.push(hit);
+      for (size_t b = 0; b < batch; ++b) {
+        std::vector<Hit>& heap = state[b].heap;
+        const float* scores = &chunk_scores[b * kChunk];
+        const auto shift = static_cast<float>(state[b].shift);
+        // Scores below the worst kept cannot enter a full heap: most vectors
+        // stop at this one comparison.
+        float floor = heap.size() < keep ? -std::numeric_limits<float>::infinity()
+                                         : heap.front().score;
+        for (size_t i = 0; i < count; ++i) {
+          // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
+          const float s = l2 ? 2 * scores[i] - blocks.SquaredNorm(first + i) : scores[i] + shift;
+          if (s < floor) continue;
+          if (options.skip != nullptr && options.skip[first + i]) continue;
+          const int64_t slot = static_cast<int64_t>(first + i);
+          const int64_t label = options.ids != nullptr ? options.ids[slot] : slot;
+          const Hit hit{s, label, slot};
+          if (heap.size() < keep) {
+            heap.push_back(hit);
+            std::push_heap(heap.begin(), heap.end(), worse);
+          } else if (Before(hit, heap.front())) {
+            std::pop_heap(heap.begin(), heap.end(), worse);
+            heap.back() = hit;
+            std::push_heap(heap.begin(), heap.end(), worse);
+          } else {
+            continue;
+          }
+          if (heap.size() == keep) floor = heap.front().score;
         }
       }
     }
-    std::vector<Hit> hits;
-    hits.reserve(heap.size());
-    for (; !heap.empty(); heap.pop()) hits.push_back(heap.top());
 
-    if (options.oversample > 0 && !hits.empty()) {
-      std::vector<int64_t> ids(hits.size());
-      for (size_t i = 0; i < hits.size(); ++i) ids[i] = hits[i].slot;
-      std::vector<float> exact(hits.size());
-      internal::ExactDistances(l2 ? Metric::kL2 : Metric::kInnerProduct, query.data(), raw, d,
-                               ids.data(), ids.size(), exact.data());
-      for (size_t i = 0; i < hits.size(); ++i) hits[i].score = l2 ? -exact[i] : exact[i];
-    }
-    std::sort(hits.begin(), hits.end(), Before);
+    for (size_t b = 0; b < batch; ++b) {
+      const QueryState& st = state[b];
+      std::vector<Hit> hits = std::move(state[b].heap);
+      if (options.oversample > 0 && !hits.empty()) {
+        std::vector<int64_t> ids(hits.size());
+        for (size_t i = 0; i < hits.size(); ++i) ids[i] = hits[i].slot;
+        std::vector<float> exact(hits.size());
+        internal::ExactDistances(l2 ? Metric::kL2 : Metric::kInnerProduct, st.query.data(), raw,
+                                 d, ids.data(), ids.size(), exact.data());
+        for (size_t i = 0; i < hits.size(); ++i) hits[i].score = l2 ? -exact[i] : exact[i];
+      }
+      std::sort(hits.begin(), hits.end(), Before);
 
-    const float pad = l2 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
-    for (size_t i = 0; i < k; ++i) {
-      int64_t& label = labels[q * k + i];
-      float& dist = distances[q * k + i];
-      if (i < hits.size()) {
-        label = hits[i].label;
-        if (!l2) {
-          dist = hits[i].score;
-        } else if (options.oversample > 0) {
-          dist = -hits[i].score;  // exact squared distance
+      const size_t q = q0 + b;
+      const float pad =
+          l2 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
+      for (size_t i = 0; i < k; ++i) {
+        int64_t& label = labels[q * k + i];
+        float& dist = distances[q * k + i];
+        if (i < hits.size()) {
+          label = hits[i].label;
+          if (!l2) {
+            dist = hits[i].score;
+          } else if (options.oversample > 0) {
+            dist = -hits[i].score;  // exact squared distance
+          } else {
+            dist = static_cast<float>(st.qq) - hits[i].score;
+          }
         } else {
-          dist = static_cast<float>(qq) - hits[i].score;
+          label = -1;
+          dist = pad;
         }
-      } else {
-        label = -1;
-        dist = pad;
       }
     }
   }

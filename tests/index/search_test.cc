@@ -44,6 +44,34 @@ std::vector<int64_t> BruteForce(const std::vector<float>& x, const float* q, int
   return ids;
 }
 
+// Queries are scored in batches sharing each pass over the codes; every
+// query's results equal its own search, for every metric, with and without
+// reranking, over batches of 8 and a remainder.
+TEST(SearchTest, BatchedQueriesEqualOneAtATime) {
+  constexpr int kQueries = 19, kK = 7;
+  const std::vector<float> x = Gaussian(900 * kDim, 5), q = Gaussian(kQueries * kDim, 6);
+  for (const char* format : {"tq4", "tq2", "turbo3"}) {
+    auto blocks = Blocks(x, format);
+    for (Metric metric : {Metric::kInnerProduct, Metric::kCosine, Metric::kL2}) {
+      for (int oversample : {0, 3}) {
+        SCOPED_TRACE(::testing::Message() << format << " metric " << static_cast<int>(metric)
+                                          << " oversample " << oversample);
+        const SearchOptions options{.k = kK, .oversample = oversample, .metric = metric};
+        std::vector<int64_t> labels(kQueries * kK), one_labels(kK);
+        std::vector<float> dist(kQueries * kK), one_dist(kK);
+        ASSERT_OK(Search(*blocks, q, options, x.data(), labels.data(), dist.data()));
+        for (int i = 0; i < kQueries; ++i) {
+          ASSERT_OK(Search(*blocks, absl::MakeConstSpan(&q[i * kDim], kDim), options, x.data(),
+                           one_labels.data(), one_dist.data()));
+          EXPECT_TRUE(std::equal(one_labels.begin(), one_labels.end(), &labels[i * kK]))
+              << "query " << i;
+          EXPECT_TRUE(std::equal(one_dist.begin(), one_dist.end(), &dist[i * kK])) << "query " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(SearchTest, CodeScoresRankLikeScoreBlocks) {
   const std::vector<float> x = Gaussian(700 * kDim, 1), q = Gaussian(kDim, 2);
   auto blocks = Blocks(x);

@@ -147,9 +147,25 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   const size_t table_stride =
       fast_keys ? kgroups.size() * 16 : static_cast<size_t>(kl.n_pairs()) * internal::kPairTableSize;
   std::vector<float> tables(nq * table_stride);
+  // Dot runs (ScanLayout::Run::dot) decode their nibbles instead: per query,
+  // the scaled rotated coordinate of every group (0 for padding), and per run
+  // its codebook padded to 16 floats.
+  const size_t value_stride = kgroups.size();
+  std::vector<float> dot_values(fast_keys ? nq * value_stride : 0, 0.0f);
+  std::vector<float> dot_centroids(16 * kl.runs().size(), 0.0f);
+  for (size_t r = 0; fast_keys && r < kl.runs().size(); ++r) {
+    if (!kl.runs()[r].dot) continue;
+    const int used = 1 << (keys.codec().format().bits + (kl.runs()[r].outlier ? 1 : 0));
+    std::copy_n(keys.codec().Centroids(kl.runs()[r].outlier), used, &dot_centroids[16 * r]);
+  }
   Codec::Query rotated;
   for (size_t g = 0; g < nq; ++g) {
     keys.codec().PrepareQuery(&queries[g * d], &rotated);
+    for (size_t k = 0; fast_keys && k < kgroups.size(); ++k) {
+      if (kgroups[k].kind == ScanLayout::GroupKind::kCentroids && kgroups[k].count == 1) {
+        dot_values[g * value_stride + k] = scale * rotated.rotated[kgroups[k].first];
+      }
+    }
     float* tg = &tables[g * table_stride];
     for (int p = 0; !fast_keys && p < kl.n_pairs(); ++p) {
       internal::PairTable(kl, p, keys.codec(), rotated, &tg[p * internal::kPairTableSize]);
@@ -200,7 +216,16 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
       if (b + kPrefetchBlocks < end_block) {
         Prefetch(keys.BlockNibbles(b + kPrefetchBlocks), key_block_bytes);
       }
-      for (const ScanLayout::Run& run : kl.runs()) {
+      for (size_t r = 0; r < kl.runs().size(); ++r) {
+        const ScanLayout::Run& run = kl.runs()[r];
+        if (fast_keys && run.dot) {
+          kernels->block_logits_dot(nib + run.first_pair * kPairCodeBytes, &dot_centroids[16 * r],
+                                    &dot_values[2 * static_cast<size_t>(run.first_pair)],
+                                    value_stride, static_cast<int>(nq), run.n_pairs,
+                                    w + run.weight * kBlockVectors,
+                                    &logits[(b - tb) * kBlockVectors], kTileTokens);
+          continue;
+        }
         if (!fast_keys) {
           WideBlockLogits(*scan_kernels, nib + run.first_pair * kPairCodeBytes,
                           &tables[run.first_pair * internal::kPairTableSize], table_stride, nq,

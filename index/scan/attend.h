@@ -6,12 +6,14 @@
 // token order) followed by an optional exact tail (recent tokens kept in
 // float, merged into the same softmax). k̂, v̂ are what the codecs decode to,
 // but nothing is decoded:
-//  - logits are sums of per-group float tables (scale folded in) over the key
-//    nibbles (scan_layout.h; any fast-scannable key format, QJL included),
-//    looked up 16 tokens at a time with SIMD permutes: exact float sums, no
-//    table quantization; keys with wide (5–8-bit) coordinates use 256-entry
-//    float tables per nibble pair instead (gathers: an order of magnitude
-//    slower);
+//  - logits are exact float sums over the key nibbles (scan_layout.h), no
+//    quantization: runs of one coordinate per nibble (tq3, tq4, turbo's MSE
+//    part) decode each nibble to its centroid once, 16 tokens a SIMD permute,
+//    and each query adds (scale·Π·q)_k·centroid with one FMA; other runs (2 or
+//    4 coordinates or QJL signs per nibble) sum per-group float tables (scale
+//    folded in) looked up the same way; keys with wide (5–8-bit) coordinates
+//    use 256-entry float tables per nibble pair (gathers: an order of
+//    magnitude slower);
 //  - softmax is online over tiles of 256 tokens: a tile's logits, then its
 //    max; when the running max rises, the accumulators are rescaled by
 //    e^(old max − new max); weights come from a polynomial exp (relative error

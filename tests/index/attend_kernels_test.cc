@@ -89,6 +89,60 @@ TEST(AttendKernelsTest, BlockLogitsEveryIsaEqualsScalar) {
   }
 }
 
+TEST(AttendKernelsTest, BlockLogitsDotScalarDecodesTheNibbles) {
+  std::mt19937 rng(3);
+  constexpr int kPairs = 5, kQueries = 2;
+  const std::vector<uint8_t> codes = Bytes(kPairs * kPairCodeBytes, &rng);
+  const std::vector<float> centroids = Integers(16, -8, 8, &rng);
+  const std::vector<float> values = Integers(kQueries * 2 * kPairs, -50, 50, &rng);
+  const std::vector<float> w = Integers(kBlockVectors, -3, 3, &rng);
+  std::vector<float> out(kQueries * kBlockVectors, 1.0f);
+  Scalar().block_logits_dot(codes.data(), centroids.data(), values.data(), 2 * kPairs, kQueries,
+                            kPairs, w.data(), out.data(), kBlockVectors);
+  for (int q = 0; q < kQueries; ++q) {
+    for (int v = 0; v < kBlockVectors; ++v) {
+      float sum = 0;  // integers: exact in any order
+      for (int g = 0; g < 2 * kPairs; ++g) {
+        const uint8_t byte = codes[(g / 2) * kPairCodeBytes + v];
+        sum += values[q * 2 * kPairs + g] * centroids[g % 2 ? byte >> 4 : byte & 15];
+      }
+      EXPECT_EQ(out[q * kBlockVectors + v], 1.0f + w[v] * sum) << q << " " << v;
+    }
+  }
+}
+
+// One fused multiply-add a term in the same order: equal for any floats.
+TEST(AttendKernelsTest, BlockLogitsDotEveryIsaEqualsScalar) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> gauss;
+  auto normal = [&](size_t n) {
+    std::vector<float> x(n);
+    for (float& v : x) v = gauss(rng);
+    return x;
+  };
+  for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 128}) {
+    for (int nq : {1, 2, 3, 4, 5, 8, 11}) {
+      const size_t value_stride = 2 * n_pairs + 6;  // not the run's length
+      const std::vector<uint8_t> codes = Bytes(n_pairs * kPairCodeBytes, &rng);
+      const std::vector<float> centroids = normal(16), values = normal(nq * value_stride),
+                               w = normal(kBlockVectors);
+      const size_t out_stride = 40;
+      const std::vector<float> init = normal(nq * out_stride);
+      std::vector<float> want = init;
+      Scalar().block_logits_dot(codes.data(), centroids.data(), values.data(), value_stride, nq,
+                                n_pairs, w.data(), want.data(), out_stride);
+      for (Isa isa : SupportedIsas()) {
+        std::vector<float> got = init;
+        internal::GetAttendKernels(isa)->block_logits_dot(codes.data(), centroids.data(),
+                                                          values.data(), value_stride, nq,
+                                                          n_pairs, w.data(), got.data(),
+                                                          out_stride);
+        EXPECT_EQ(got, want) << IsaName(isa) << " n_pairs=" << n_pairs << " nq=" << nq;
+      }
+    }
+  }
+}
+
 TEST(AttendKernelsTest, KernelPositionIsAPermutationOfEachChunk) {
   for (int bits : {1, 2, 4}) {
     for (int d : {1, 33, 64, 96, 128, 200}) {

@@ -71,6 +71,57 @@ void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride,
   if (nq == 1) BlockLogitsQ<1>(codes, tables, table_stride, n_pairs, w, out, out_stride);
 }
 
+// Dot-run logits: each group of 8 lanes' nibbles decoded once (Lookup16 on
+// the centroid halves), then one FMA per query.
+template <int kQ>
+void BlockLogitsDotQ(const uint8_t* codes, __m256 c_lo, __m256 c_hi, const float* values,
+                     size_t value_stride, int n_pairs, const float* w, float* out,
+                     size_t out_stride) {
+  __m256 a[kQ][4];
+#pragma GCC unroll 4
+  for (int q = 0; q < kQ; ++q) {
+    for (int i = 0; i < 4; ++i) a[q][i] = _mm256_setzero_ps();
+  }
+  for (int p = 0; p < n_pairs; ++p) {
+    const uint8_t* c = codes + kPairCodeBytes * p;
+    __m256 lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m256i idx = Load8Bytes(c + 8 * i);
+      lo[i] = Lookup16(idx, c_lo, c_hi);
+      hi[i] = Lookup16(_mm256_srli_epi32(idx, 4), c_lo, c_hi);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < kQ; ++q) {
+      const float* y = values + q * value_stride + 2 * p;
+      const __m256 yl = _mm256_set1_ps(y[0]), yh = _mm256_set1_ps(y[1]);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        a[q][i] = _mm256_fmadd_ps(yh, hi[i], _mm256_fmadd_ps(yl, lo[i], a[q][i]));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < kQ; ++q) {
+    float* o = out + q * out_stride;
+    for (int i = 0; i < 4; ++i) {
+      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + 8 * i), a[q][i]);
+      _mm256_storeu_ps(o + 8 * i, _mm256_add_ps(_mm256_loadu_ps(o + 8 * i), x));
+    }
+  }
+}
+
+void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* values,
+                    size_t value_stride, int nq, int n_pairs, const float* w, float* out,
+                    size_t out_stride) {
+  assert(nq >= 1 && n_pairs >= 0);
+  const __m256 c_lo = _mm256_loadu_ps(centroids), c_hi = _mm256_loadu_ps(centroids + 8);
+  for (; nq >= 2; nq -= 2, values += 2 * value_stride, out += 2 * out_stride) {
+    BlockLogitsDotQ<2>(codes, c_lo, c_hi, values, value_stride, n_pairs, w, out, out_stride);
+  }
+  if (nq == 1) BlockLogitsDotQ<1>(codes, c_lo, c_hi, values, value_stride, n_pairs, w, out, out_stride);
+}
+
 // Half h of a chunk: 8 index bytes → positions k·16 + 8h + [0, 8) of the
 // chunk, for kQ queries over n tokens. `bytes` < 8 reads a zero-padded copy.
 template <int kBits, int kQ>
@@ -266,7 +317,7 @@ float Max(const float* x, int n) {
   return best;
 }
 
-constexpr AttendKernels kAvx2 = {&BlockLogits, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
+constexpr AttendKernels kAvx2 = {&BlockLogits, &BlockLogitsDot, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
 
 }  // namespace
 

@@ -73,6 +73,66 @@ void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride,
   }
 }
 
+// Dot-run logits: the pair's 32 nibbles decoded by four vpermps of the
+// centroid register, shared by the kQ queries, which take one FMA each.
+template <int kQ>
+void BlockLogitsDotQ(const uint8_t* codes, __m512 centroids, const float* values,
+                     size_t value_stride, int n_pairs, const float* w, float* out,
+                     size_t out_stride) {
+  __m512 a[kQ][2];
+#pragma GCC unroll 8
+  for (int q = 0; q < kQ; ++q) a[q][0] = a[q][1] = _mm512_setzero_ps();
+  for (int p = 0; p < n_pairs; ++p) {
+    const uint8_t* c = codes + kPairCodeBytes * p;
+    const __m512i lo0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+    const __m512i lo1 =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)));
+    const __m512 l0 = _mm512_permutexvar_ps(lo0, centroids);
+    const __m512 l1 = _mm512_permutexvar_ps(lo1, centroids);
+    const __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(lo0, 4), centroids);
+    const __m512 h1 = _mm512_permutexvar_ps(_mm512_srli_epi32(lo1, 4), centroids);
+#pragma GCC unroll 8
+    for (int q = 0; q < kQ; ++q) {
+      const float* y = values + q * value_stride + 2 * p;
+      const __m512 yl = _mm512_set1_ps(y[0]), yh = _mm512_set1_ps(y[1]);
+      a[q][0] = _mm512_fmadd_ps(yh, h0, _mm512_fmadd_ps(yl, l0, a[q][0]));
+      a[q][1] = _mm512_fmadd_ps(yh, h1, _mm512_fmadd_ps(yl, l1, a[q][1]));
+    }
+  }
+  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 8
+  for (int q = 0; q < kQ; ++q) {
+    float* o = out + q * out_stride;
+    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_mul_ps(w0, a[q][0])));
+    _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), _mm512_mul_ps(w1, a[q][1])));
+  }
+}
+
+void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* values,
+                    size_t value_stride, int nq, int n_pairs, const float* w, float* out,
+                    size_t out_stride) {
+  assert(nq >= 1 && n_pairs >= 0);
+  const __m512 c = _mm512_loadu_ps(centroids);
+  for (; nq >= 8; nq -= 8, values += 8 * value_stride, out += 8 * out_stride) {
+    BlockLogitsDotQ<8>(codes, c, values, value_stride, n_pairs, w, out, out_stride);
+  }
+  switch (nq) {
+#define TQDB_LOGITS_CASE(k) \
+  case k:                   \
+    return BlockLogitsDotQ<k>(codes, c, values, value_stride, n_pairs, w, out, out_stride);
+    TQDB_LOGITS_CASE(7)
+    TQDB_LOGITS_CASE(6)
+    TQDB_LOGITS_CASE(5)
+    TQDB_LOGITS_CASE(4)
+    TQDB_LOGITS_CASE(3)
+    TQDB_LOGITS_CASE(2)
+    TQDB_LOGITS_CASE(1)
+#undef TQDB_LOGITS_CASE
+    default:
+      return;
+  }
+}
+
 // One chunk (16 index bytes → 16·f positions) of kQ queries over n tokens.
 template <int kBits, int kQ>
 void ValuesChunk(const uint8_t* codes, size_t code_stride, int n, const float* w, size_t w_stride,
@@ -259,7 +319,7 @@ float Max(const float* x, int n) {
   return _mm512_reduce_max_ps(m);
 }
 
-constexpr AttendKernels kAvx512 = {&BlockLogits, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
+constexpr AttendKernels kAvx512 = {&BlockLogits, &BlockLogitsDot, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
 
 }  // namespace
 

@@ -9,7 +9,8 @@
 //
 // SIMD lanes are vectors (16 a zmm), so one permute looks up 16 vectors'
 // nibbles in one group's table; sums are float and taken in group order, as
-// the scalar twin does.
+// the scalar twin does. Dot runs (one coordinate per nibble) permute the
+// codebook instead, once for all queries, and take one FMA per query.
 //
 // Values (fast path, single-scale MSE formats of b = 1, 2, 4 bits): each
 // token's packed index stream (format.h: index j in bits [j·b, (j+1)·b) of a
@@ -60,6 +61,19 @@ constexpr int KernelOrderFloats(int d, int bits) {
 using BlockLogitsFn = void (*)(const uint8_t* codes, const float* tables, size_t table_stride,
                                int nq, int n_pairs, const float* w, float* out, size_t out_stride);
 
+// Logits of a dot run (ScanLayout::Run::dot: each nibble one coordinate's
+// index into one codebook): the nibbles are decoded once to `centroids` (16
+// floats, unused entries anything finite) and multiplied by each query's
+// coordinate values (2·n_pairs floats in nibble order, scale folded in):
+//   out[q·out_stride + v] += w[v] · Σ_{g < 2·n_pairs} values[q·value_stride + g] · centroids[nib_v[g]]
+// the sum taken from 0 in increasing g, one fused multiply-add a term, so
+// every ISA gives the same floats. Fewer operations than the tables for a GQA
+// group: one lookup a nibble for all queries, then one FMA a query.
+// REQUIRES: nq >= 1; n_pairs >= 0.
+using BlockLogitsDotFn = void (*)(const uint8_t* codes, const float* centroids,
+                                  const float* values, size_t value_stride, int nq, int n_pairs,
+                                  const float* w, float* out, size_t out_stride);
+
 // Fast-path values: for q < nq and kernel-order positions of the chunks that
 // cover index_bytes bytes (KernelOrderFloats(8·index_bytes / bits, bits)):
 //   acc[q·acc_stride + pos] += Σ_{t < n} w[q·w_stride + t] · table[field(t, pos)]
@@ -89,6 +103,7 @@ using MaxFn = float (*)(const float* x, int n);
 
 struct AttendKernels {
   BlockLogitsFn block_logits;
+  BlockLogitsDotFn block_logits_dot;
   ValuesPackedFn values_packed;
   ValuesRowsFn values_rows;
   ExpWeightsFn exp_weights;

@@ -67,6 +67,24 @@ void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride,
   }
 }
 
+void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* values,
+                    size_t value_stride, int nq, int n_pairs, const float* w, float* out,
+                    size_t out_stride) {
+  assert(nq >= 1 && n_pairs >= 0);
+  for (int q = 0; q < nq; ++q) {
+    const float* y = values + q * value_stride;
+    for (int v = 0; v < kBlockVectors; ++v) {
+      float sum = 0.0f;
+      for (int p = 0; p < n_pairs; ++p) {
+        const uint8_t byte = codes[p * kPairCodeBytes + v];
+        sum = std::fma(y[2 * p], centroids[byte & 15], sum);
+        sum = std::fma(y[2 * p + 1], centroids[byte >> 4], sum);
+      }
+      out[q * out_stride + v] += w[v] * sum;
+    }
+  }
+}
+
 void ValuesPacked(const uint8_t* codes, size_t code_stride, int n, const float* w,
                   size_t w_stride, int nq, const float* table, int bits, int index_bytes,
                   float* acc, size_t acc_stride) {
@@ -121,7 +139,7 @@ float Max(const float* x, int n) {
   return m;
 }
 
-constexpr AttendKernels kScalar = {&BlockLogits, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
+constexpr AttendKernels kScalar = {&BlockLogits, &BlockLogitsDot, &ValuesPacked, &ValuesRows, &ExpWeights, &Max};
 
 }  // namespace
 

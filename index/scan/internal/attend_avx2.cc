@@ -24,6 +24,20 @@ inline __m256i Load8Bytes(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
+// out[q·out_stride + v] += w[v]·a[q][v] for the block's 32 tokens (8 a ymm).
+template <int kQ>
+inline void AddWeightedLogits(const __m256 (&a)[kQ][4], const float* w, float* out,
+                              size_t out_stride) {
+#pragma GCC unroll 4
+  for (int q = 0; q < kQ; ++q) {
+    float* o = out + q * out_stride;
+    for (int i = 0; i < 4; ++i) {
+      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + 8 * i), a[q][i]);
+      _mm256_storeu_ps(o + 8 * i, _mm256_add_ps(_mm256_loadu_ps(o + 8 * i), x));
+    }
+  }
+}
+
 template <int kQ>
 void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride, int n_pairs,
                   const float* w, float* out, size_t out_stride) {
@@ -52,14 +66,7 @@ void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride
       }
     }
   }
-#pragma GCC unroll 4
-  for (int q = 0; q < kQ; ++q) {
-    float* o = out + q * out_stride;
-    for (int i = 0; i < 4; ++i) {
-      const __m256 wi = _mm256_loadu_ps(w + 8 * i);
-      _mm256_storeu_ps(o + 8 * i, _mm256_add_ps(_mm256_loadu_ps(o + 8 * i), _mm256_mul_ps(wi, a[q][i])));
-    }
-  }
+  AddWeightedLogits<kQ>(a, w, out, out_stride);
 }
 
 void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride, int nq,
@@ -101,14 +108,7 @@ void BlockLogitsDotQ(const uint8_t* codes, __m256 c_lo, __m256 c_hi, const float
       }
     }
   }
-#pragma GCC unroll 4
-  for (int q = 0; q < kQ; ++q) {
-    float* o = out + q * out_stride;
-    for (int i = 0; i < 4; ++i) {
-      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + 8 * i), a[q][i]);
-      _mm256_storeu_ps(o + 8 * i, _mm256_add_ps(_mm256_loadu_ps(o + 8 * i), x));
-    }
-  }
+  AddWeightedLogits<kQ>(a, w, out, out_stride);
 }
 
 void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* values,
@@ -119,7 +119,9 @@ void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* v
   for (; nq >= 2; nq -= 2, values += 2 * value_stride, out += 2 * out_stride) {
     BlockLogitsDotQ<2>(codes, c_lo, c_hi, values, value_stride, n_pairs, w, out, out_stride);
   }
-  if (nq == 1) BlockLogitsDotQ<1>(codes, c_lo, c_hi, values, value_stride, n_pairs, w, out, out_stride);
+  if (nq == 1) {
+    BlockLogitsDotQ<1>(codes, c_lo, c_hi, values, value_stride, n_pairs, w, out, out_stride);
+  }
 }
 
 // Half h of a chunk: 8 index bytes → positions k·16 + 8h + [0, 8) of the

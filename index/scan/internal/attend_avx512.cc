@@ -21,6 +21,26 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
+// A pair's 32 code bytes as two zmm of 16 zero-extended dwords (tokens 0…15
+// and 16…31); vpermps reads index bits 0…3, so the low nibble needs no mask.
+inline void LoadPairDwords(const uint8_t* c, __m512i* lo0, __m512i* lo1) {
+  *lo0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+  *lo1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)));
+}
+
+// out[q·out_stride + v] += w[v]·a[q][v] for the block's 32 tokens.
+template <int kQ>
+inline void AddWeightedLogits(const __m512 (&a)[kQ][2], const float* w, float* out,
+                              size_t out_stride) {
+  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 8
+  for (int q = 0; q < kQ; ++q) {
+    float* o = out + q * out_stride;
+    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_mul_ps(w0, a[q][0])));
+    _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), _mm512_mul_ps(w1, a[q][1])));
+  }
+}
+
 template <int kQ>
 void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride, int n_pairs,
                   const float* w, float* out, size_t out_stride) {
@@ -31,10 +51,8 @@ void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride
 #pragma GCC unroll 8
   for (int q = 0; q < kQ; ++q) a[q][0] = a[q][1] = _mm512_setzero_ps();
   for (int p = 0; p < n_pairs; ++p) {
-    const uint8_t* c = codes + kPairCodeBytes * p;
-    const __m512i lo0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
-    const __m512i lo1 =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)));
+    __m512i lo0, lo1;
+    LoadPairDwords(codes + kPairCodeBytes * p, &lo0, &lo1);
     const __m512i hi0 = _mm512_srli_epi32(lo0, 4), hi1 = _mm512_srli_epi32(lo1, 4);
 #pragma GCC unroll 8
     for (int q = 0; q < kQ; ++q) {
@@ -46,13 +64,7 @@ void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride
       a[q][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(hi1, th), one, a[q][1]);
     }
   }
-  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
-#pragma GCC unroll 8
-  for (int q = 0; q < kQ; ++q) {
-    float* o = out + q * out_stride;
-    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_mul_ps(w0, a[q][0])));
-    _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), _mm512_mul_ps(w1, a[q][1])));
-  }
+  AddWeightedLogits<kQ>(a, w, out, out_stride);
 }
 
 void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride, int nq,
@@ -83,10 +95,8 @@ void BlockLogitsDotQ(const uint8_t* codes, __m512 centroids, const float* values
 #pragma GCC unroll 8
   for (int q = 0; q < kQ; ++q) a[q][0] = a[q][1] = _mm512_setzero_ps();
   for (int p = 0; p < n_pairs; ++p) {
-    const uint8_t* c = codes + kPairCodeBytes * p;
-    const __m512i lo0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
-    const __m512i lo1 =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 16)));
+    __m512i lo0, lo1;
+    LoadPairDwords(codes + kPairCodeBytes * p, &lo0, &lo1);
     const __m512 l0 = _mm512_permutexvar_ps(lo0, centroids);
     const __m512 l1 = _mm512_permutexvar_ps(lo1, centroids);
     const __m512 h0 = _mm512_permutexvar_ps(_mm512_srli_epi32(lo0, 4), centroids);
@@ -99,13 +109,7 @@ void BlockLogitsDotQ(const uint8_t* codes, __m512 centroids, const float* values
       a[q][1] = _mm512_fmadd_ps(yh, h1, _mm512_fmadd_ps(yl, l1, a[q][1]));
     }
   }
-  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
-#pragma GCC unroll 8
-  for (int q = 0; q < kQ; ++q) {
-    float* o = out + q * out_stride;
-    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), _mm512_mul_ps(w0, a[q][0])));
-    _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), _mm512_mul_ps(w1, a[q][1])));
-  }
+  AddWeightedLogits<kQ>(a, w, out, out_stride);
 }
 
 void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* values,

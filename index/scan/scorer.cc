@@ -167,7 +167,7 @@ void PrepareQuery(const Codec& codec, const ScanLayout& layout, const float* y,
   size_t dot_bytes = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     query->dot_offset[r] = dot_bytes;
-    if (runs[r].dot) dot_bytes += 2 * static_cast<size_t>(runs[r].n_pairs);
+    if (runs[r].dot) dot_bytes += internal::DotValueBytes(runs[r].n_pairs);
   }
   query->dot_values.assign(dot_bytes, 0);
   query->dot_levels.assign(16 * runs.size(), 0);

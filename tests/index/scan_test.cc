@@ -82,12 +82,15 @@ TEST(FastScanKernelTest, DotEveryIsaEqualsScalar) {
       for (uint8_t& c : codes) c = static_cast<uint8_t>(rng());
       uint8_t levels[16];
       for (uint8_t& l : levels) l = extreme ? 255 : static_cast<uint8_t>(rng());
-      // Exactly 2·n_pairs values each, so a read past them shows under ASan.
+      // 2·n_pairs values, zero-padded to exactly DotValueBytes, so a read past
+      // them shows under ASan.
       std::vector<std::vector<int8_t>> values(kMaxQueries);
       std::vector<const int8_t*> ptrs;
       for (auto& v : values) {
-        v.resize(2 * n_pairs);
-        for (int8_t& x : v) x = static_cast<int8_t>(extreme ? extreme : static_cast<int>(rng()));
+        v.assign(internal::DotValueBytes(n_pairs), 0);
+        for (int i = 0; i < 2 * n_pairs; ++i) {
+          v[i] = static_cast<int8_t>(extreme ? extreme : static_cast<int>(rng()));
+        }
         ptrs.push_back(v.data());
       }
       std::vector<float> exact(kMaxQueries * kStride, 0.0f);

@@ -121,18 +121,30 @@ alignas(64) constexpr std::array<std::array<uint8_t, 64>, 2> kDotPicks = DotPick
 // gathered by vpermi2b so that lane v of x[0] (vectors 0…15) and of x[1]
 // (16…31) holds groups 4m … 4m + 3 of vector v in order — the order of the
 // query's int8 values, which vpdpbusd multiplies four to a lane.
-template <int kQ>
-TQDB_TARGET_VNNI inline void DotStep(__m512i c, __m512i table, const __m512i* gather,
-                                     const __m512i* q, __m512i* acc) {
+// acc += Σ of four u8·s8 products a lane (vpdpbusd). In asm because GCC 12
+// moved every accumulator of the intrinsic's result in and out of a scratch
+// register and spilled three of them at kQ = 8 (two extra moves per
+// vpdpbusd); the "+v" operand keeps each accumulator in its register.
+TQDB_TARGET_VNNI inline void DotAccumulate(__m512i& acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
+}
+
+// Each query's four values are broadcast where they are used (word(i)), so
+// only the 2·kQ accumulators stay live across the step: with all eight
+// broadcasts held at once the registers ran out and the loop spilled.
+template <int kQ, typename Word>
+TQDB_TARGET_VNNI inline void DotStep(__m512i c, __m512i table, __m512i gather0, __m512i gather1,
+                                     Word word, __m512i* acc) {
   const __m512i low = _mm512_set1_epi8(0x0f);
   const __m512i lv = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low));
   const __m512i hv = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low));
-  const __m512i x0 = _mm512_permutex2var_epi8(lv, gather[0], hv);
-  const __m512i x1 = _mm512_permutex2var_epi8(lv, gather[1], hv);
+  const __m512i x0 = _mm512_permutex2var_epi8(lv, gather0, hv);
+  const __m512i x1 = _mm512_permutex2var_epi8(lv, gather1, hv);
 #pragma GCC unroll 8
   for (int i = 0; i < kQ; ++i) {
-    acc[2 * i] = _mm512_dpbusd_epi32(acc[2 * i], x0, q[i]);
-    acc[2 * i + 1] = _mm512_dpbusd_epi32(acc[2 * i + 1], x1, q[i]);
+    const __m512i q = _mm512_set1_epi32(word(i));
+    DotAccumulate(acc[2 * i], x0, q);
+    DotAccumulate(acc[2 * i + 1], x1, q);
   }
 }
 
@@ -143,30 +155,25 @@ TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
                                  size_t stride) {
   const __m512i table =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
-  const __m512i gather[2] = {_mm512_load_si512(kDotPicks[0].data()),
-                             _mm512_load_si512(kDotPicks[1].data())};
-  __m512i acc[2 * kQ], q[kQ];
+  const __m512i gather0 = _mm512_load_si512(kDotPicks[0].data());
+  const __m512i gather1 = _mm512_load_si512(kDotPicks[1].data());
+  const int8_t* q[kQ];
+  for (int i = 0; i < kQ; ++i) q[i] = queries[i];
+  __m512i acc[2 * kQ];
 #pragma GCC unroll 16
   for (int i = 0; i < 2 * kQ; ++i) acc[i] = _mm512_setzero_si512();
-  int p = 0;
-  for (; p + 2 <= n_pairs; p += 2) {
-#pragma GCC unroll 8
-    for (int i = 0; i < kQ; ++i) {
-      int32_t four;
-      std::memcpy(&four, queries[i] + 2 * p, 4);
-      q[i] = _mm512_set1_epi32(four);
-    }
-    DotStep<kQ>(_mm512_loadu_si512(codes + kPairCodeBytes * p), table, gather, q, acc);
-  }
-  if (p < n_pairs) {  // the odd last pair: nothing beyond it is read; its twin's values are 0
-#pragma GCC unroll 8
-    for (int i = 0; i < kQ; ++i) {
-      uint16_t two;
-      std::memcpy(&two, queries[i] + 2 * p, 2);
-      q[i] = _mm512_set1_epi32(two);
-    }
-    const __m256i c = LoadYmm(codes + kPairCodeBytes * p);
-    DotStep<kQ>(_mm512_zextsi256_si512(c), table, gather, q, acc);
+  // One loop for every step, the odd last pair included (a masked load reads
+  // only its 32 bytes; its twin's query values are the zero padding): with a
+  // separate tail step GCC kept the accumulators in two homes and spilled.
+  for (int p = 0; p < n_pairs; p += 2) {
+    const __mmask64 bytes = p + 2 <= n_pairs ? ~__mmask64{0} : __mmask64{0xffffffff};
+    const auto four = [&](int i) {
+      int32_t v;
+      std::memcpy(&v, q[i] + 2 * p, 4);
+      return v;
+    };
+    DotStep<kQ>(_mm512_maskz_loadu_epi8(bytes, codes + kPairCodeBytes * p), table, gather0,
+                gather1, four, acc);
   }
   const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
 #pragma GCC unroll 8

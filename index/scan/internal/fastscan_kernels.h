@@ -59,7 +59,8 @@ using PairTableSumsFn = void (*)(const uint8_t* codes, const float* tables, int 
 // Int8 dot products (runs of one-coordinate nibbles, ScanLayout::Run::dot):
 // each nibble indexes one 16-entry table of uint8 `levels` (the quantized
 // codebook, shared by the run) and pairs with one int8 query value per nibble,
-// 2·n_pairs of them in nibble order (pair p: low 2p, high 2p + 1):
+// 2·n_pairs of them in nibble order (pair p: low 2p, high 2p + 1), followed by
+// zeros up to DotValueBytes(n_pairs) (kernels read four values at a time):
 //   sum_q[v] = Σ_p levels[codes[p][v] & 15]·queries[q][2p]
 //                  + levels[codes[p][v] >> 4]·queries[q][2p + 1],
 // exact in int32 (|sum| ≤ 256·255·128 < 2^24 for kMaxPairsPerRun pairs, so
@@ -69,6 +70,7 @@ using PairTableSumsFn = void (*)(const uint8_t* codes, const float* tables, int 
 // floats, and w = delta = 1, bias = 0 adds the exact sums. Codes are read and
 // decoded once for all nq queries.
 // REQUIRES: nq >= 1; 0 <= n_pairs <= kMaxPairsPerRun.
+constexpr size_t DotValueBytes(int n_pairs) { return 4 * static_cast<size_t>((n_pairs + 1) / 2); }
 using DotFn = void (*)(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
                        int nq, int n_pairs, const float* w, const float* delta, const float* bias,
                        float* score, size_t stride);

@@ -59,23 +59,8 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
   scale_scratch_.resize(f.NumScales());
 }
 
-// Chunks 0…9 hold 1, 2, 4, …, 512 blocks (1023 in all); every later one holds
-// kBlocksPerChunk.
-constexpr size_t kGrowingChunks = std::bit_width(CodeBlocks::kBlocksPerChunk) - 1;
-constexpr size_t kGrowingBlocks = CodeBlocks::kBlocksPerChunk - 1;
-
 size_t CodeBlocks::ChunkBlocks(size_t c) {
   return c < kGrowingChunks ? size_t{1} << c : kBlocksPerChunk;
-}
-
-void CodeBlocks::Locate(size_t block, size_t* chunk, size_t* offset) {
-  if (block < kGrowingBlocks) {
-    *chunk = static_cast<size_t>(std::bit_width(block + 1)) - 1;
-    *offset = block + 1 - (size_t{1} << *chunk);
-  } else {
-    *chunk = kGrowingChunks + (block - kGrowingBlocks) / kBlocksPerChunk;
-    *offset = (block - kGrowingBlocks) % kBlocksPerChunk;
-  }
 }
 
 namespace {
@@ -225,18 +210,6 @@ void CodeBlocks::Truncate(size_t n) {
     chunk.sq_norms[in_chunk] = 0.0f;
   }
   size_ = n;
-}
-
-const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {
-  size_t c, offset;
-  Locate(block, &c, &offset);
-  return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
-}
-
-const float* CodeBlocks::BlockWeights(size_t block) const {
-  size_t c, offset;
-  Locate(block, &c, &offset);
-  return &chunks_[c]->weights[offset * block_weights_];
 }
 
 const uint8_t* CodeBlocks::Code(size_t i) const {

@@ -32,6 +32,7 @@
 #ifndef TQDB_INDEX_SCAN_CODE_BLOCKS_H_
 #define TQDB_INDEX_SCAN_CODE_BLOCKS_H_
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -97,7 +98,19 @@ class CodeBlocks {
   // Chunk c holds ChunkBlocks(c) blocks; block b is block *offset of chunk
   // *chunk.
   static size_t ChunkBlocks(size_t c);
-  static void Locate(size_t block, size_t* chunk, size_t* offset);
+  // Chunks 0…9 hold 1, 2, 4, …, 512 blocks (1023 in all); every later one
+  // holds kBlocksPerChunk.
+  static constexpr size_t kGrowingChunks = std::bit_width(kBlocksPerChunk) - 1;
+  static constexpr size_t kGrowingBlocks = kBlocksPerChunk - 1;
+  static void Locate(size_t block, size_t* chunk, size_t* offset) {
+    if (block < kGrowingBlocks) {
+      *chunk = static_cast<size_t>(std::bit_width(block + 1)) - 1;
+      *offset = block + 1 - (size_t{1} << *chunk);
+    } else {
+      *chunk = kGrowingChunks + (block - kGrowingBlocks) / kBlocksPerChunk;
+      *offset = (block - kGrowingBlocks) % kBlocksPerChunk;
+    }
+  }
   // Slot of vector i: its chunk and its index within that chunk.
   void LocateVector(size_t i, size_t* chunk, size_t* in_chunk) const;
   // sq_norms: n exact ‖x‖², or nullptr to derive them from the codes.
@@ -119,6 +132,19 @@ class CodeBlocks {
   size_t size_ = 0;
   std::vector<std::unique_ptr<Chunk>> chunks_;
 };
+
+// Inline: the scorer calls these for every block it scans.
+inline const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
+}
+
+inline const float* CodeBlocks::BlockWeights(size_t block) const {
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  return &chunks_[c]->weights[offset * block_weights_];
+}
 
 }  // namespace tqdb::index
 

@@ -154,16 +154,20 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   std::vector<float> dot_values(fast_keys ? nq * value_stride : 0, 0.0f);
   std::vector<float> dot_centroids(16 * kl.runs().size(), 0.0f);
   for (size_t r = 0; fast_keys && r < kl.runs().size(); ++r) {
-    if (!kl.runs()[r].dot) continue;
-    const int used = 1 << (keys.codec().format().bits + (kl.runs()[r].outlier ? 1 : 0));
-    std::copy_n(keys.codec().Centroids(kl.runs()[r].outlier), used, &dot_centroids[16 * r]);
+    const ScanLayout::Run& run = kl.runs()[r];
+    if (run.dot) {
+      std::copy_n(keys.codec().Centroids(run.outlier), 1 << run.bits, &dot_centroids[16 * r]);
+    }
   }
   Codec::Query rotated;
   for (size_t g = 0; g < nq; ++g) {
     keys.codec().PrepareQuery(&queries[g * d], &rotated);
-    for (size_t k = 0; fast_keys && k < kgroups.size(); ++k) {
-      if (kgroups[k].kind == ScanLayout::GroupKind::kCentroids && kgroups[k].count == 1) {
-        dot_values[g * value_stride + k] = scale * rotated.rotated[kgroups[k].first];
+    for (size_t r = 0; fast_keys && r < kl.runs().size(); ++r) {
+      const ScanLayout::Run& run = kl.runs()[r];
+      for (int k = 2 * run.first_pair; run.dot && k < 2 * (run.first_pair + run.n_pairs); ++k) {
+        if (kgroups[k].kind == ScanLayout::GroupKind::kCentroids) {
+          dot_values[g * value_stride + k] = scale * rotated.rotated[kgroups[k].first];
+        }
       }
     }
     float* tg = &tables[g * table_stride];

@@ -31,10 +31,11 @@ absl::StatusOr<ScanLayout> ScanLayout::Create(const Format& format) {
              (g.kind == GroupKind::kCentroids && g.count == 1 && g.outlier == first->outlier);
     });
     const bool outlier = dot && first->outlier;
+    const uint8_t bits = dot ? first->bits : 0;
     for (size_t g = 0; g < run.size(); g += 2 * internal::kMaxPairsPerRun) {
       const size_t end = std::min(run.size(), g + 2 * internal::kMaxPairsPerRun);
       layout.runs_.push_back(
-          Run{layout.n_pairs(), static_cast<int>(end - g) / 2, weight, dot, outlier});
+          Run{layout.n_pairs(), static_cast<int>(end - g) / 2, weight, dot, outlier, bits});
       layout.groups_.insert(layout.groups_.end(), run.begin() + g, run.begin() + end);
     }
     run.clear();

@@ -55,6 +55,7 @@ class ScanLayout {
     // the run can be scored by int8 dot products as well (scorer.h).
     bool dot = false;
     bool outlier = false;
+    uint8_t bits = 0;  // a dot run's index bits: its codebook has 2^bits centroids
   };
 
   static absl::StatusOr<ScanLayout> Create(const Format& format);

@@ -60,7 +60,7 @@ namespace {
 void PrepareDotRun(const Codec& codec, const ScanLayout& layout, size_t r,
                    const Codec::Query& q, PreparedQuery* query) {
   const ScanLayout::Run& run = layout.runs()[r];
-  const int used = 1 << (layout.format().bits + (run.outlier ? 1 : 0));
+  const int used = 1 << run.bits;
   const float* c = codec.Centroids(run.outlier);
   const float c_min = *std::min_element(c, c + used), c_max = *std::max_element(c, c + used);
   double level_step = (double{c_max} - c_min) / 255.0;

@@ -15,6 +15,7 @@
 
 #include "index/scan/internal/attend_kernels.h"
 #include "index/scan/internal/fastscan_kernels.h"
+#include "index/scan/internal/query_chunks.h"
 
 namespace tqdb::index::internal {
 namespace {
@@ -70,19 +71,10 @@ void BlockLogitsQ(const uint8_t* codes, const float* tables, size_t table_stride
 void BlockLogits(const uint8_t* codes, const float* tables, size_t table_stride, int nq,
                  int n_pairs, const float* w, float* out, size_t out_stride) {
   assert(nq >= 1 && n_pairs >= 0);
-  for (; nq >= 8; nq -= 8, tables += 8 * table_stride, out += 8 * out_stride) {
-    BlockLogitsQ<8>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-  }
-  switch (nq) {
-    case 7: return BlockLogitsQ<7>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 6: return BlockLogitsQ<6>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 5: return BlockLogitsQ<5>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 4: return BlockLogitsQ<4>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 3: return BlockLogitsQ<3>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 2: return BlockLogitsQ<2>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    case 1: return BlockLogitsQ<1>(codes, tables, table_stride, n_pairs, w, out, out_stride);
-    default: return;
-  }
+  ForEachQueryChunk(nq, [&](auto k, int first) {
+    BlockLogitsQ<decltype(k)::value>(codes, tables + first * table_stride, table_stride, n_pairs,
+                                     w, out + first * out_stride, out_stride);
+  });
 }
 
 // Dot-run logits: the pair's 32 nibbles decoded by four vpermps of the
@@ -117,24 +109,10 @@ void BlockLogitsDot(const uint8_t* codes, const float* centroids, const float* v
                     size_t out_stride) {
   assert(nq >= 1 && n_pairs >= 0);
   const __m512 c = _mm512_loadu_ps(centroids);
-  for (; nq >= 8; nq -= 8, values += 8 * value_stride, out += 8 * out_stride) {
-    BlockLogitsDotQ<8>(codes, c, values, value_stride, n_pairs, w, out, out_stride);
-  }
-  switch (nq) {
-#define TQDB_LOGITS_CASE(k) \
-  case k:                   \
-    return BlockLogitsDotQ<k>(codes, c, values, value_stride, n_pairs, w, out, out_stride);
-    TQDB_LOGITS_CASE(7)
-    TQDB_LOGITS_CASE(6)
-    TQDB_LOGITS_CASE(5)
-    TQDB_LOGITS_CASE(4)
-    TQDB_LOGITS_CASE(3)
-    TQDB_LOGITS_CASE(2)
-    TQDB_LOGITS_CASE(1)
-#undef TQDB_LOGITS_CASE
-    default:
-      return;
-  }
+  ForEachQueryChunk(nq, [&](auto k, int first) {
+    BlockLogitsDotQ<decltype(k)::value>(codes, c, values + first * value_stride, value_stride,
+                                        n_pairs, w, out + first * out_stride, out_stride);
+  });
 }
 
 // One chunk (16 index bytes → 16·f positions) of kQ queries over n tokens.

@@ -31,21 +31,20 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   for (int e = 0; e < 4; ++e) _mm256_storeu_ps(sums + 8 * e, acc[e]);
 }
 
-void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
-  const __m256 d = _mm256_set1_ps(delta), b = _mm256_set1_ps(bias);
-  for (int v = 0; v < kBlockVectors; v += 8) {
-    const __m256 a = _mm256_cvtepi32_ps(
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + v))));
-    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w + v), _mm256_add_ps(_mm256_mul_ps(d, a), b));
-    _mm256_storeu_ps(score + v, _mm256_add_ps(_mm256_loadu_ps(score + v), x));
-  }
-}
-
-// score[v] += w[v]·(d·sum[v] + b) for eight int32 sums (fastscan_kernels.h).
-void AddScaledSums(__m256i sum, const float* w, __m256 d, __m256 b, float* score) {
+// score[v] += w[v]·(d·sum[v] + b) for eight int32 sums, separate multiplies
+// and adds as the scalar twins (fastscan_kernels.h).
+inline void AddScaledSums(__m256i sum, const float* w, __m256 d, __m256 b, float* score) {
   const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(w),
                                  _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(sum)), b));
   _mm256_storeu_ps(score, _mm256_add_ps(_mm256_loadu_ps(score), x));
+}
+
+void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
+  const __m256 d = _mm256_set1_ps(delta), b = _mm256_set1_ps(bias);
+  for (int v = 0; v < kBlockVectors; v += 8) {
+    const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + v));
+    AddScaledSums(_mm256_cvtepu16_epi32(sums), w + v, d, b, score + v);
+  }
 }
 
 // kQ ≤ 2 queries a pass over the codes (their 4·kQ accumulators and the

@@ -11,6 +11,7 @@
 
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/internal/fastscan_ymm.h"
+#include "index/scan/internal/query_chunks.h"
 
 namespace tqdb::index::internal {
 namespace {
@@ -57,17 +58,9 @@ void Accumulate(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t
 
 void AccumulateMulti(const uint8_t* codes, const uint8_t* const* luts, int nq, int n_pairs,
                      uint16_t* out) {
-  for (; nq >= 8; nq -= 8, luts += 8, out += 8 * 32) AccumulateQueries<8>(codes, luts, n_pairs, out);
-  switch (nq) {
-    case 7: return AccumulateQueries<7>(codes, luts, n_pairs, out);
-    case 6: return AccumulateQueries<6>(codes, luts, n_pairs, out);
-    case 5: return AccumulateQueries<5>(codes, luts, n_pairs, out);
-    case 4: return AccumulateQueries<4>(codes, luts, n_pairs, out);
-    case 3: return AccumulateQueries<3>(codes, luts, n_pairs, out);
-    case 2: return AccumulateQueries<2>(codes, luts, n_pairs, out);
-    case 1: return AccumulateQueries<1>(codes, luts, n_pairs, out);
-    default: return;
-  }
+  ForEachQueryChunk(nq, [&](auto k, int first) {
+    AccumulateQueries<decltype(k)::value>(codes, luts + first, n_pairs, out + 32 * first);
+  });
 }
 
 // Sixteen vectors a gather; lanes add in increasing p, as the scalar twin.
@@ -86,13 +79,19 @@ void PairTableSums(const uint8_t* codes, const float* tables, int n_pairs, float
   _mm512_storeu_ps(sums + 16, b);
 }
 
+// score[v] += w[v]·(d·sum[v] + b) for sixteen int32 sums, separate multiplies
+// and adds as the scalar twins (fastscan_kernels.h).
+inline void AddScaledSums(__m512i sum, const float* w, __m512 d, __m512 b, float* score) {
+  const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w),
+                                 _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(sum)), b));
+  _mm512_storeu_ps(score, _mm512_add_ps(_mm512_loadu_ps(score), x));
+}
+
 void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, float* score) {
   const __m512 d = _mm512_set1_ps(delta), b = _mm512_set1_ps(bias);
   for (int v = 0; v < kBlockVectors; v += 16) {
-    const __m512 a = _mm512_cvtepi32_ps(
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v))));
-    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(w + v), _mm512_add_ps(_mm512_mul_ps(d, a), b));
-    _mm512_storeu_ps(score + v, _mm512_add_ps(_mm512_loadu_ps(score + v), x));
+    const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v));
+    AddScaledSums(_mm512_cvtepu16_epi32(sums), w + v, d, b, score + v);
   }
 }
 
@@ -116,11 +115,6 @@ constexpr std::array<std::array<uint8_t, 64>, 2> DotPicks() {
 }
 alignas(64) constexpr std::array<std::array<uint8_t, 64>, 2> kDotPicks = DotPicks();
 
-// One step of the dot kernel: codes `c` of pairs 2m, 2m + 1 (bytes 0…31 and
-// 32…63), the levels of their low (lv) and high (hv) nibbles looked up, then
-// gathered by vpermi2b so that lane v of x[0] (vectors 0…15) and of x[1]
-// (16…31) holds groups 4m … 4m + 3 of vector v in order — the order of the
-// query's int8 values, which vpdpbusd multiplies four to a lane.
 // acc += Σ of four u8·s8 products a lane (vpdpbusd). In asm because GCC 12
 // moved every accumulator of the intrinsic's result in and out of a scratch
 // register and spilled three of them at kQ = 8 (two extra moves per
@@ -129,6 +123,11 @@ TQDB_TARGET_VNNI inline void DotAccumulate(__m512i& acc, __m512i u8, __m512i s8)
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "v"(s8));
 }
 
+// One step of the dot kernel: codes `c` of pairs 2m, 2m + 1 (bytes 0…31 and
+// 32…63), the levels of their low (lv) and high (hv) nibbles looked up, then
+// gathered by vpermi2b so that lane v of x0 (vectors 0…15) and of x1 (16…31)
+// holds groups 4m … 4m + 3 of vector v in order — the order of the query's
+// int8 values, which vpdpbusd multiplies four to a lane.
 // Each query's four values are broadcast where they are used (word(i)), so
 // only the 2·kQ accumulators stay live across the step: with all eight
 // broadcasts held at once the registers ran out and the loop spilled.
@@ -175,40 +174,21 @@ TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
     DotStep<kQ>(_mm512_maskz_loadu_epi8(bytes, codes + kPairCodeBytes * p), table, gather0,
                 gather1, four, acc);
   }
-  const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
 #pragma GCC unroll 8
-  for (int i = 0; i < kQ; ++i) {  // score += w·(delta·sum + bias), as the scalar twin
+  for (int i = 0; i < kQ; ++i) {
     const __m512 d = _mm512_set1_ps(delta[i]), b = _mm512_set1_ps(bias[i]);
-    float* out = score + i * stride;
-    const __m512 s0 = _mm512_cvtepi32_ps(acc[2 * i]), s1 = _mm512_cvtepi32_ps(acc[2 * i + 1]);
-    const __m512 x0 = _mm512_mul_ps(w0, _mm512_add_ps(_mm512_mul_ps(d, s0), b));
-    const __m512 x1 = _mm512_mul_ps(w1, _mm512_add_ps(_mm512_mul_ps(d, s1), b));
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), x0));
-    _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_loadu_ps(out + 16), x1));
+    AddScaledSums(acc[2 * i], w, d, b, score + i * stride);
+    AddScaledSums(acc[2 * i + 1], w + 16, d, b, score + i * stride + 16);
   }
 }
 
 TQDB_TARGET_VNNI void Dot(const uint8_t* codes, const uint8_t* levels, const int8_t* const* queries,
                           int nq, int n_pairs, const float* w, const float* delta,
                           const float* bias, float* score, size_t stride) {
-  for (; nq >= 8; nq -= 8, queries += 8, delta += 8, bias += 8, score += 8 * stride) {
-    DotQueries<8>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
-  }
-  switch (nq) {
-#define TQDB_DOT_CASE(k) \
-  case k:                \
-    return DotQueries<k>(codes, levels, queries, n_pairs, w, delta, bias, score, stride);
-    TQDB_DOT_CASE(7)
-    TQDB_DOT_CASE(6)
-    TQDB_DOT_CASE(5)
-    TQDB_DOT_CASE(4)
-    TQDB_DOT_CASE(3)
-    TQDB_DOT_CASE(2)
-    TQDB_DOT_CASE(1)
-#undef TQDB_DOT_CASE
-    default:
-      return;
-  }
+  ForEachQueryChunk(nq, [&](auto k, int first) {
+    DotQueries<decltype(k)::value>(codes, levels, queries + first, n_pairs, w, delta + first,
+                                   bias + first, score + first * stride, stride);
+  });
 }
 
 constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums, &AddScaled,

@@ -3,6 +3,7 @@
 #ifndef TQDB_BENCH_BENCH_UTIL_H_
 #define TQDB_BENCH_BENCH_UTIL_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +33,17 @@ class Flags {
   std::string Str(const std::string& name, const std::string& fallback) const {
     auto it = values_.find(name);
     return it == values_.end() ? fallback : it->second;
+  }
+  // A comma-separated flag ("a,b,c"), empty items dropped.
+  std::vector<std::string> List(const std::string& name, const std::string& fallback) const {
+    std::vector<std::string> items;
+    const std::string all = Str(name, fallback);
+    for (size_t at = 0; at <= all.size();) {
+      const size_t comma = std::min(all.find(',', at), all.size());
+      if (comma > at) items.push_back(all.substr(at, comma - at));
+      at = comma + 1;
+    }
+    return items;
   }
 
  private:

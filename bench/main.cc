@@ -43,9 +43,10 @@ const std::vector<Suite>& Suites() {
       {"store", tqdb::bench::RunStore,
        "[--layers L] [--heads H] [--d D] [--key_format F] [--value_format F]\n"
        "        [--seconds S] [--footprint_tokens N] [--tokens N] [--reps R] [--dir DIR]\n"
-       "        [--parts append,footprint,queries]",
+       "        [--parts append,footprint,queries] [--sync every_write,periodic,none]\n"
+       "        [--writers 1,8]",
        {"layers", "heads", "d", "key_format", "value_format", "seconds", "footprint_tokens",
-        "tokens", "reps", "dir", "parts"}},
+        "tokens", "reps", "dir", "parts", "sync", "writers"}},
       {"recall", tqdb::bench::RunRecall,
        "--dataset DIR [--metric ip|l2|cosine] [--formats a,b,…] [--queries Q]\n"
        "        [--center 0|1] [--faiss 0|1]",

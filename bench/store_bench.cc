@@ -26,17 +26,13 @@ namespace {
 using storage::KvCollectionConfig;
 using storage::SyncPolicy;
 
-const char* SyncName(SyncPolicy s) {
-  switch (s) {
-    case SyncPolicy::kEveryWrite:
-      return "every_write";
-    case SyncPolicy::kPeriodic:
-      return "periodic";
-    case SyncPolicy::kNone:
-      return "none";
-  }
-  return "?";
-}
+struct NamedSync {
+  SyncPolicy policy;
+  const char* name;
+};
+constexpr NamedSync kSyncs[] = {{SyncPolicy::kEveryWrite, "every_write"},
+                                {SyncPolicy::kPeriodic, "periodic"},
+                                {SyncPolicy::kNone, "none"}};
 
 std::string Shape(const KvCollectionConfig& c) {
   return std::to_string(c.num_layers) + "x" + std::to_string(c.num_kv_heads) + "x" +
@@ -110,13 +106,21 @@ double TimedAppends(storage::KvCollection& kv, int writers, int tokens_each, uin
   return static_cast<double>(writers) * tokens_each / (Now() - t0);
 }
 
-void BenchAppend(const ScratchDir& scratch, const KvCollectionConfig& c, int seconds_budget) {
-  for (SyncPolicy sync : {SyncPolicy::kEveryWrite, SyncPolicy::kPeriodic, SyncPolicy::kNone}) {
-    for (int writers : {1, 8}) {
-      const std::string dir = scratch.Sub(std::string("append_") + SyncName(sync) + "_" +
-                                          std::to_string(writers));
+void BenchAppend(const ScratchDir& scratch, const KvCollectionConfig& c, int seconds_budget,
+                 const std::vector<std::string>& syncs, const std::vector<std::string>& writer_counts) {
+  for (const std::string& sync_name : syncs) {
+    const NamedSync* sync = std::find_if(std::begin(kSyncs), std::end(kSyncs),
+                                         [&](const NamedSync& s) { return sync_name == s.name; });
+    if (sync == std::end(kSyncs)) {
+      std::fprintf(stderr, "store bench: --sync takes every_write, periodic or none, not %s\n",
+                   sync_name.c_str());
+      std::exit(2);
+    }
+    for (const std::string& w : writer_counts) {
+      const int writers = std::stoi(w);
+      const std::string dir = scratch.Sub(std::string("append_") + sync->name + "_" + w);
       storage::StoreOptions options;
-      options.sync = sync;
+      options.sync = sync->policy;
       auto store = Check(storage::Store::Open(options, dir), "open");
       auto kv = Check(store->CreateKvCollection("kv", c), "create");
       // Calibrate on a short run, then time about a second's worth.
@@ -124,7 +128,7 @@ void BenchAppend(const ScratchDir& scratch, const KvCollectionConfig& c, int sec
       const int each = std::max(20, static_cast<int>(rate * seconds_budget / writers));
       const double tokens_per_s = TimedAppends(*kv, writers, each, 100);
       Line("append_tokens_per_s", c)
-          .Add("sync", SyncName(sync))
+          .Add("sync", sync->name)
           .Add("writers", writers)
           .Add("tokens", static_cast<long>(each) * writers)
           .Add("value", tokens_per_s)
@@ -232,7 +236,10 @@ int RunStore(int argc, char** argv) {
   c.value_format = flags.Str("value_format", "tq4");
   const std::string parts = flags.Str("parts", "append,footprint,queries");
   auto wanted = [&](const char* part) { return parts.find(part) != std::string::npos; };
-  if (wanted("append")) BenchAppend(scratch, c, static_cast<int>(flags.Int("seconds", 1)));
+  if (wanted("append")) {
+    BenchAppend(scratch, c, static_cast<int>(flags.Int("seconds", 1)),
+                flags.List("sync", "every_write,periodic,none"), flags.List("writers", "1,8"));
+  }
   if (wanted("footprint")) {
     BenchFootprint(scratch, c, static_cast<int>(flags.Int("footprint_tokens", 2048)));
   }

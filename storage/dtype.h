@@ -84,21 +84,16 @@ inline void FromFloat(const float* x, size_t n, DType dtype, uint8_t* out) {
   }
 }
 
-// Index of the first element of n that is not finite, or n. Checks the
-// exponent bits (all ones: infinity or NaN) a block at a time, so the common
-// all-finite case is one vectorized pass.
-inline size_t FirstNonFinite(const uint8_t* data, DType dtype, size_t n) {
-  const size_t width = dtype == DType::kF32 ? 4 : 2;
-  const uint32_t mask = dtype == DType::kF32 ? 0x7f800000u : dtype == DType::kF16 ? 0x7c00u : 0x7f80u;
+namespace internal {
+
+// FirstNonFinite for elements of type Bits (uint32_t: f32; uint16_t: f16,
+// bf16) whose exponent bits are `mask`.
+template <typename Bits>
+size_t FirstNonFiniteOf(const uint8_t* data, Bits mask, size_t n) {
   auto bits = [&](size_t i) {
-    if (width == 4) {
-      uint32_t x;
-      std::memcpy(&x, data + 4 * i, 4);
-      return x;
-    }
-    uint16_t h;
-    std::memcpy(&h, data + 2 * i, 2);
-    return uint32_t{h};
+    Bits x;
+    std::memcpy(&x, data + sizeof(Bits) * i, sizeof(Bits));
+    return x;
   };
   constexpr size_t kBlock = 1024;
   for (size_t b = 0; b < n; b += kBlock) {
@@ -109,6 +104,23 @@ inline size_t FirstNonFinite(const uint8_t* data, DType dtype, size_t n) {
     for (size_t i = b; i < e; ++i) {
       if ((bits(i) & mask) == mask) return i;
     }
+  }
+  return n;
+}
+
+}  // namespace internal
+
+// Index of the first element of n that is not finite, or n. Checks the
+// exponent bits (all ones: infinity or NaN) a block at a time, so the common
+// all-finite case is one vectorized pass.
+inline size_t FirstNonFinite(const uint8_t* data, DType dtype, size_t n) {
+  switch (dtype) {
+    case DType::kF32:
+      return internal::FirstNonFiniteOf<uint32_t>(data, 0x7f800000u, n);
+    case DType::kF16:
+      return internal::FirstNonFiniteOf<uint16_t>(data, 0x7c00u, n);
+    case DType::kBF16:
+      return internal::FirstNonFiniteOf<uint16_t>(data, 0x7f80u, n);
   }
   return n;
 }

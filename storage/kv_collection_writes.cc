@@ -56,30 +56,39 @@ absl::StatusOr<uint64_t> KvCollection::Append(uint64_t seq_id, const KvTokens& t
           "][tokens=", n, "][head_dim=", d, "] elements of ", DTypeBytes(tokens.dtype),
           " bytes = ", expected));
     }
-    const size_t bad = FirstNonFinite(span->data(), tokens.dtype, elements);
-    if (bad < elements) {
-      const size_t per_layer = c.num_kv_heads * n * d;
-      return absl::InvalidArgumentError(absl::StrCat(
-          span == &tokens.keys ? "key" : "value", " of layer ", bad / per_layer, " head ",
-          bad % per_layer / (n * d), " token ", bad % (n * d) / d, " coordinate ", bad % d,
-          " is not finite"));
-    }
   }
   // Encode every family's tokens into one buffer: family f's n key codes,
   // then its n value codes, from n · record_offset[f].
   std::vector<uint8_t> codes(n * s.token_code_bytes);
   auto key_codes = [&](int f) { return &codes[n * s.record_offset[f]]; };
   auto value_codes = [&](int f) { return key_codes(f) + n * s.KeyBytes(f / c.num_kv_heads); };
-  // Families are independent: the query pool encodes them in parallel.
+  // Families are independent: the query pool checks and encodes them in
+  // parallel. A family with a value that is not finite is not encoded, and
+  // the append fails below, before anything is written.
+  const size_t family_elements = n * d, width = DTypeBytes(tokens.dtype);
+  std::vector<size_t> first_bad(2 * s.families, family_elements);  // keys', then values'
   s.engine->pool().ParallelFor(s.families, [&](size_t f) {
     const int layer = static_cast<int>(f) / c.num_kv_heads;
+    const size_t at = f * family_elements;
+    first_bad[f] = FirstNonFinite(&tokens.keys[at * width], tokens.dtype, family_elements);
+    first_bad[s.families + f] =
+        FirstNonFinite(&tokens.values[at * width], tokens.dtype, family_elements);
+    if (first_bad[f] < family_elements || first_bad[s.families + f] < family_elements) return;
     thread_local std::vector<float> x;  // no allocation per family and append
-    x.resize(n * d);
-    ToFloat(tokens.keys.data(), tokens.dtype, f * n * d, n * d, x.data());
+    x.resize(family_elements);
+    ToFloat(tokens.keys.data(), tokens.dtype, at, family_elements, x.data());
     s.key_codecs[layer]->EncodeUnchecked(x.data(), n, key_codes(static_cast<int>(f)));
-    ToFloat(tokens.values.data(), tokens.dtype, f * n * d, n * d, x.data());
+    ToFloat(tokens.values.data(), tokens.dtype, at, family_elements, x.data());
     s.value_codecs[layer]->EncodeUnchecked(x.data(), n, value_codes(static_cast<int>(f)));
   });
+  for (size_t i = 0; i < first_bad.size(); ++i) {
+    if (first_bad[i] == family_elements) continue;
+    const bool key = i < static_cast<size_t>(s.families);
+    const size_t f = key ? i : i - s.families, element = first_bad[i];
+    return absl::InvalidArgumentError(absl::StrCat(
+        key ? "key" : "value", " of layer ", f / c.num_kv_heads, " head ", f % c.num_kv_heads,
+        " token ", element / d, " coordinate ", element % d, " is not finite"));
+  }
 
   std::unique_lock<std::shared_mutex> append_lock(seq->append_mu);
   const uint64_t begin = seq->meta.length();

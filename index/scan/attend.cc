@@ -77,10 +77,11 @@ bool PackedValues(const Format& f) {
 
 // Rows n × d of the rotated-domain values s·c[idx] of lanes [lane0, lane0 + n)
 // of value block `block`, from its nibbles (any MSE format).
-void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, float* rows) {
+void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, float* rows,
+                std::vector<uint8_t>* scratch) {
   const ScanLayout& vl = values.layout();
   const int d = values.codec().dim();
-  const uint8_t* nib = values.BlockNibbles(block);
+  const uint8_t* nib = values.BlockNibbles(block, scratch);
   const float* w = values.BlockWeights(block);
   for (const ScanLayout::Run& run : vl.runs()) {
     for (int k = 2 * run.first_pair; k < 2 * (run.first_pair + run.n_pairs); ++k) {
@@ -210,15 +211,17 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   std::vector<float> value_scale(kTileTokens), rows(packed ? 0 : kBlockVectors * d);
   const size_t end_block = (end + kBlockVectors - 1) / kBlockVectors;
   const size_t key_block_bytes = static_cast<size_t>(kl.n_pairs()) * kPairCodeBytes;
+  // The open blocks' nibbles, if they are read.
+  std::vector<uint8_t> open_key_block, open_value_block;
   for (size_t tb = begin / kBlockVectors; begin < end && tb < end_block; tb += kTileBlocks) {
     const size_t te = std::min(tb + kTileBlocks, end_block);
     const size_t first = tb * kBlockVectors;
     std::fill(logits.begin(), logits.end(), 0.0f);
     for (size_t b = tb; b < te; ++b) {
-      const uint8_t* nib = keys.BlockNibbles(b);
+      const uint8_t* nib = keys.BlockNibbles(b, &open_key_block);
       const float* w = keys.BlockWeights(b);
-      if (b + kPrefetchBlocks < end_block) {
-        Prefetch(keys.BlockNibbles(b + kPrefetchBlocks), key_block_bytes);
+      if (b + kPrefetchBlocks < std::min(end_block, keys.full_blocks())) {
+        Prefetch(keys.FullBlockNibbles(b + kPrefetchBlocks), key_block_bytes);
       }
       for (size_t r = 0; r < kl.runs().size(); ++r) {
         const ScanLayout::Run& run = kl.runs()[r];
@@ -274,7 +277,7 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
                                w, kTileTokens, static_cast<int>(nq), value_table, vf.bits,
                                index_bytes, acc.data(), acc_stride);
       } else {
-        DecodeRows(values, b, t0 % kBlockVectors, t1 - t0, rows.data());
+        DecodeRows(values, b, t0 % kBlockVectors, t1 - t0, rows.data(), &open_value_block);
         kernels->values_rows(rows.data(), static_cast<int>(t1 - t0), d, w, kTileTokens,
                              static_cast<int>(nq), acc.data(), acc_stride);
       }

@@ -54,8 +54,6 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
     direct = in_order || final_pad;
   }
   if (direct) direct_offset_ = static_cast<size_t>(f.NumScales()) * f.ScaleBytes();
-  idx_scratch_.resize(f.dim);
-  nib_scratch_.resize(2 * static_cast<size_t>(layout_.n_pairs()));
   scale_scratch_.resize(f.NumScales());
 }
 
@@ -136,8 +134,6 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n) { AppendCodes(codes
 void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms) {
   const Format& f = codec_->format();
   const size_t cb = codec_->code_bytes();
-  std::vector<uint8_t>& idx = idx_scratch_;
-  std::vector<uint8_t>& nib = nib_scratch_;
   std::vector<float>& scales = scale_scratch_;
   std::vector<float> decoded;
   for (size_t k = 0; k < n; ++k, ++size_) {
@@ -159,29 +155,52 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       for (float v : decoded) s += double{v} * v;
       chunk.sq_norms[in_chunk] = static_cast<float>(s);
     }
-
-    uint8_t* pairs = &chunk.nibbles[block * block_nibble_bytes_];
     float* weights = &chunk.weights[block * block_weights_];
-    if (lane == 0) {  // a fresh block: its unfilled slots must read as zeros
-      std::memset(pairs, 0, block_nibble_bytes_);
-      std::memset(weights, 0, block_weights_ * sizeof(float));
-    }
-    if (direct_offset_ != kNoDirect) {
-      const uint8_t* packed = code + direct_offset_;
-      for (int p = 0; p < layout_.n_pairs(); ++p) pairs[p * kPairCodeBytes + lane] = packed[p];
-    } else {
-      codec_->UnpackIndices(code, idx.data());
-      layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
-                        nib.data());
-      for (int p = 0; p < layout_.n_pairs(); ++p) {
-        pairs[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
-      }
-    }
+    // A fresh block: its unfilled slots must read as zeros.
+    if (lane == 0) std::memset(weights, 0, block_weights_ * sizeof(float));
     for (int s = 0; s < f.NumScales(); ++s) weights[s * kBlockVectors + lane] = scales[s];
     if (f.mode == QuantMode::kProd) {
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
     }
+    // A full block's nibbles are written once, from its 32 codes.
+    if (lane == kBlockVectors - 1) {
+      FillNibbles(&chunk.codes[(in_chunk + 1 - kBlockVectors) * cb], kBlockVectors,
+                  &chunk.nibbles[block * block_nibble_bytes_]);
+    }
   }
+}
+
+void CodeBlocks::FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibbles) const {
+  const Format& f = codec_->format();
+  const size_t cb = codec_->code_bytes();
+  const int n_pairs = layout_.n_pairs();  // hoisted: the byte stores below alias everything
+  if (count < kBlockVectors) std::memset(nibbles, 0, block_nibble_bytes_);
+  std::vector<uint8_t> idx, nib;
+  if (direct_offset_ == kNoDirect) {
+    idx.resize(f.dim);
+    nib.resize(2 * static_cast<size_t>(n_pairs));
+  }
+  for (size_t lane = 0; lane < count; ++lane) {
+    const uint8_t* code = codes + lane * cb;
+    if (direct_offset_ != kNoDirect) {
+      const uint8_t* packed = code + direct_offset_;
+      for (int p = 0; p < n_pairs; ++p) nibbles[p * kPairCodeBytes + lane] = packed[p];
+      continue;
+    }
+    codec_->UnpackIndices(code, idx.data());
+    layout_.ToNibbles(idx.data(), f.mode == QuantMode::kProd ? codec_->QjlSigns(code) : nullptr,
+                      nib.data());
+    for (int p = 0; p < n_pairs; ++p) {
+      nibbles[p * kPairCodeBytes + lane] = static_cast<uint8_t>(nib[2 * p] | nib[2 * p + 1] << 4);
+    }
+  }
+}
+
+const uint8_t* CodeBlocks::OpenBlockNibbles(std::vector<uint8_t>* scratch) const {
+  const size_t block = size_ / kBlockVectors;
+  scratch->resize(block_nibble_bytes_);
+  FillNibbles(Code(block * kBlockVectors), size_ % kBlockVectors, scratch->data());
+  return scratch->data();
 }
 
 void CodeBlocks::Truncate(size_t n) {
@@ -193,17 +212,15 @@ void CodeBlocks::Truncate(size_t n) {
     ++kept;
   }
   chunks_.resize(kept);
-  // The cut block's freed slots read as zeros again; later blocks are zeroed
-  // when their first vector arrives.
+  // The cut block's freed slots read as zeros again (its nibbles are made
+  // from its codes from now on); later blocks are zeroed when their first
+  // vector arrives.
   const size_t block_end = (n + kBlockVectors - 1) / kBlockVectors * kBlockVectors;
   for (size_t i = n; i < std::min(size_, block_end); ++i) {
     size_t c, in_chunk;
     LocateVector(i, &c, &in_chunk);
     Chunk& chunk = *chunks_[c];
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
-    for (int p = 0; p < layout_.n_pairs(); ++p) {
-      chunk.nibbles[block * block_nibble_bytes_ + p * kPairCodeBytes + lane] = 0;
-    }
     for (int w = 0; w < layout_.n_weights(); ++w) {
       chunk.weights[block * block_weights_ + w * kBlockVectors + lane] = 0.0f;
     }

@@ -18,7 +18,12 @@
 // and per vector, its original code bytes (for decoding and reranking) and
 // its squared norm (for L2: exact when appended as floats; from the stored
 // norm, or the decoded vector, when appended as codes). Slots
-// of a partly filled last block hold zero nibbles and weights.
+// of a partly filled last block hold zero weights. A block's nibbles are
+// written once, when its 32nd vector arrives: appending one vector then
+// touches a few cache lines (its code, norm and weights), not one per pair,
+// which is most of what a store's one-token append into 512 families costs.
+// Until then the open block's nibbles are made from its codes on each read
+// (BlockNibbles with a scratch buffer).
 //
 // Centering: with a center μ (dim floats), Append encodes x − μ. TurboQuant's
 // codebooks are data-oblivious; data with a large common offset (SIFT's
@@ -67,8 +72,16 @@ class CodeBlocks {
 
   size_t size() const { return size_; }
   size_t num_blocks() const { return (size_ + 31) / 32; }
+  // Blocks holding 32 vectors: all but a partly filled last one.
+  size_t full_blocks() const { return size_ / 32; }
+  // The nibbles of `block`: in place for a full block; the open (partly
+  // filled, last) block's are made from its codes into *scratch, which the
+  // returned pointer then points into.
+  // REQUIRES: block < num_blocks().
+  const uint8_t* BlockNibbles(size_t block, std::vector<uint8_t>* scratch) const;
+  // REQUIRES: block < full_blocks() (for prefetching the blocks ahead).
+  const uint8_t* FullBlockNibbles(size_t block) const;
   // REQUIRES: block < num_blocks(), i < size().
-  const uint8_t* BlockNibbles(size_t block) const;
   const float* BlockWeights(size_t block) const;
   const uint8_t* Code(size_t i) const;
   // ‖x − μ‖² of vector i (‖x‖² without a center).
@@ -115,6 +128,10 @@ class CodeBlocks {
   void LocateVector(size_t i, size_t* chunk, size_t* in_chunk) const;
   // sq_norms: n exact ‖x‖², or nullptr to derive them from the codes.
   void AppendCodes(const uint8_t* codes, size_t n, const float* sq_norms);
+  // The nibbles of `count` consecutive codes (lanes 0…count − 1; the other
+  // lanes zero) into one block's n_pairs · 32 bytes.
+  void FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibbles) const;
+  const uint8_t* OpenBlockNibbles(std::vector<uint8_t>* scratch) const;
   CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center);
   Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk
 
@@ -125,8 +142,7 @@ class CodeBlocks {
   // of the code. kNoDirect otherwise.
   static constexpr size_t kNoDirect = ~size_t{0};
   size_t direct_offset_ = kNoDirect;
-  std::vector<uint8_t> idx_scratch_, nib_scratch_;  // AppendCodes' buffers
-  std::vector<float> scale_scratch_;
+  std::vector<float> scale_scratch_;  // AppendCodes' buffer
   std::vector<float> center_;
   size_t block_nibble_bytes_, block_weights_;
   size_t size_ = 0;
@@ -134,10 +150,15 @@ class CodeBlocks {
 };
 
 // Inline: the scorer calls these for every block it scans.
-inline const uint8_t* CodeBlocks::BlockNibbles(size_t block) const {
+inline const uint8_t* CodeBlocks::FullBlockNibbles(size_t block) const {
   size_t c, offset;
   Locate(block, &c, &offset);
   return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
+}
+
+inline const uint8_t* CodeBlocks::BlockNibbles(size_t block,
+                                               std::vector<uint8_t>* scratch) const {
+  return block < full_blocks() ? FullBlockNibbles(block) : OpenBlockNibbles(scratch);
 }
 
 inline const float* CodeBlocks::BlockWeights(size_t block) const {

@@ -210,13 +210,15 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   std::vector<uint16_t> acc(static_cast<size_t>(nq) * kBlockVectors);
   std::vector<float> score(static_cast<size_t>(nq) * kBlockVectors);
   const size_t block_bytes = static_cast<size_t>(blocks.layout().n_pairs()) * kPairCodeBytes;
+  std::vector<uint8_t> open_block;  // the open block's nibbles, if it is scanned
   for (size_t b = block_begin; b < block_end; ++b) {
-    const uint8_t* nibbles = blocks.BlockNibbles(b);
+    const uint8_t* nibbles = blocks.BlockNibbles(b, &open_block);
     const float* weights = blocks.BlockWeights(b);
     // Ask for a later block's codes while this one is scored: the hardware
     // prefetchers alone leave a single scanning core short of bandwidth.
-    if (b + kPrefetchBlocks < block_end) {
-      const char* ahead = reinterpret_cast<const char*>(blocks.BlockNibbles(b + kPrefetchBlocks));
+    if (b + kPrefetchBlocks < std::min(block_end, blocks.full_blocks())) {
+      const char* ahead =
+          reinterpret_cast<const char*>(blocks.FullBlockNibbles(b + kPrefetchBlocks));
       for (size_t i = 0; i < block_bytes; i += 64) __builtin_prefetch(ahead + i);
     }
     const size_t first = b * kBlockVectors;

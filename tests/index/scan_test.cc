@@ -342,13 +342,42 @@ TEST(CodeBlocksTest, StoredNibblesFollowTheLayoutForEveryFormat) {
       auto blocks = *CodeBlocks::Create(*Codec::Create(*parsed));
       const std::vector<float> x = Gaussian(40 * d, 10);
       ASSERT_OK(blocks->Append(x.data(), 40));
+      std::vector<uint8_t> scratch;
       for (size_t v = 0; v < 40; ++v) {
         const std::vector<uint8_t> want = DefinedPairs(*blocks, v);
-        const uint8_t* got = blocks->BlockNibbles(v / kBlockVectors);
+        const uint8_t* got = blocks->BlockNibbles(v / kBlockVectors, &scratch);
         for (size_t p = 0; p < want.size(); ++p) {
           ASSERT_EQ(got[p * kPairCodeBytes + v % kBlockVectors], want[p]) << "vector " << v
                                                                           << " pair " << p;
         }
+      }
+    }
+  }
+}
+
+// A store appends one vector at a time: the open block's nibbles, made from
+// its codes on each read, and a block's nibbles written when it fills must
+// equal those of the same vectors appended at once, after every append.
+TEST(CodeBlocksTest, OneAtATimeEqualsAllAtOnceAfterEveryAppend) {
+  constexpr int d = 40;
+  for (const char* format : {"tq4", "tq3", "tq4p", "tq2.5"}) {
+    SCOPED_TRACE(format);
+    auto codec = *Codec::Create(*ParseFormat(format, d, 3));
+    const std::vector<float> x = Gaussian(70 * d, 4);
+    std::vector<uint8_t> codes(70 * codec->code_bytes());
+    ASSERT_OK(codec->Encode(x.data(), 70, codes.data()));
+    auto growing = *CodeBlocks::Create(codec);
+    const size_t nibble_bytes = growing->layout().n_pairs() * kPairCodeBytes;
+    std::vector<uint8_t> scratch_g, scratch_w;
+    for (size_t n = 1; n <= 70; ++n) {
+      growing->AppendCodes(&codes[(n - 1) * codec->code_bytes()], 1);
+      auto whole = *CodeBlocks::Create(codec);
+      whole->AppendCodes(codes.data(), n);
+      ASSERT_EQ(growing->num_blocks(), whole->num_blocks());
+      for (size_t b = 0; b < whole->num_blocks(); ++b) {
+        ASSERT_EQ(0, std::memcmp(growing->BlockNibbles(b, &scratch_g),
+                                 whole->BlockNibbles(b, &scratch_w), nibble_bytes))
+            << n << " vectors, block " << b;
       }
     }
   }
@@ -375,8 +404,10 @@ TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
     EXPECT_EQ(truncated->MemoryBytes(), built->MemoryBytes());  // the second chunk is gone
     const size_t nibble_bytes = truncated->layout().n_pairs() * kPairCodeBytes;
     const size_t weights = truncated->layout().n_weights() * kBlockVectors;
+    std::vector<uint8_t> scratch_t, scratch_b;
     for (size_t b = 0; b < built->num_blocks(); ++b) {  // freed slots are zero again
-      ASSERT_EQ(0, std::memcmp(truncated->BlockNibbles(b), built->BlockNibbles(b), nibble_bytes));
+      ASSERT_EQ(0, std::memcmp(truncated->BlockNibbles(b, &scratch_t),
+                               built->BlockNibbles(b, &scratch_b), nibble_bytes));
       ASSERT_EQ(0, std::memcmp(truncated->BlockWeights(b), built->BlockWeights(b),
                                weights * sizeof(float)));
     }

@@ -217,6 +217,9 @@ rocksdb::ColumnFamilyOptions Engine::OptionsFor(const std::string& name) const {
   // lets flushes drop it instead of writing it out.
   if (name.size() >= 5 && name.compare(name.size() - 5, 5, "/tail") == 0) {
     options.write_buffer_size = 8 * options_.write_buffer_bytes;
+    // Appends stop while a family waits on flushes of max_write_buffer_number
+    // full memtables; the tail takes every append, so it gets more room.
+    options.max_write_buffer_number = 4;
   }
   return options;
 }

@@ -86,6 +86,9 @@ class CodeBlocks {
   const uint8_t* Code(size_t i) const;
   // ‖x − μ‖² of vector i (‖x‖² without a center).
   float SquaredNorm(size_t i) const;
+  // Those of block `block`'s vectors, consecutive; defined for the vectors
+  // that exist. REQUIRES: block < num_blocks().
+  const float* BlockSquaredNorms(size_t block) const;
   // The center μ: empty, or dim floats.
   const std::vector<float>& center() const { return center_; }
 
@@ -159,6 +162,12 @@ inline const uint8_t* CodeBlocks::FullBlockNibbles(size_t block) const {
 inline const uint8_t* CodeBlocks::BlockNibbles(size_t block,
                                                std::vector<uint8_t>* scratch) const {
   return block < full_blocks() ? FullBlockNibbles(block) : OpenBlockNibbles(scratch);
+}
+
+inline const float* CodeBlocks::BlockSquaredNorms(size_t block) const {
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  return &chunks_[c]->sq_norms[offset * 32];
 }
 
 inline const float* CodeBlocks::BlockWeights(size_t block) const {

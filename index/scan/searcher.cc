@@ -123,29 +123,46 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
         std::vector<Hit>& heap = state[b].heap;
         const float* scores = &chunk_scores[b * kChunk];
         const auto shift = static_cast<float>(state[b].shift);
-        // Scores below the worst kept cannot enter a full heap: most vectors
-        // stop at this one comparison.
         float floor = heap.size() < keep ? -std::numeric_limits<float>::infinity()
                                          : heap.front().score;
-        for (size_t i = 0; i < count; ++i) {
+        for (size_t i0 = 0; i0 < count; i0 += internal::kBlockVectors) {
+          const size_t i1 = std::min(count, i0 + internal::kBlockVectors);
+          const float* norms =
+              l2 ? blocks.BlockSquaredNorms(b0 + i0 / internal::kBlockVectors) : nullptr;
           // L2: maximise 2⟨q, x⟩ − ‖x‖² (‖q‖² is added back below).
-          const float s = l2 ? 2 * scores[i] - blocks.SquaredNorm(first + i) : scores[i] + shift;
-          if (s < floor) continue;
-          if (options.skip != nullptr && options.skip[first + i]) continue;
-          const int64_t slot = static_cast<int64_t>(first + i);
-          const int64_t label = options.ids != nullptr ? options.ids[slot] : slot;
-          const Hit hit{s, label, slot};
-          if (heap.size() < keep) {
-            heap.push_back(hit);
-            std::push_heap(heap.begin(), heap.end(), worse);
-          } else if (Before(hit, heap.front())) {
-            std::pop_heap(heap.begin(), heap.end(), worse);
-            heap.back() = hit;
-            std::push_heap(heap.begin(), heap.end(), worse);
+          auto score = [&](size_t i) {
+            return l2 ? 2 * scores[i] - norms[i - i0] : scores[i] + shift;
+          };
+          // Scores below the worst kept cannot enter a full heap. A block's
+          // scores not below it are counted first, in loops that vectorize:
+          // most blocks have none and are done. (Not below: a NaN score, of
+          // an overflowing query, is kept as the per-score test keeps it.)
+          int reaching = 0;
+          if (l2) {
+            for (size_t i = i0; i < i1; ++i) reaching += !(2 * scores[i] - norms[i - i0] < floor);
           } else {
-            continue;
+            for (size_t i = i0; i < i1; ++i) reaching += !(scores[i] + shift < floor);
           }
-          if (heap.size() == keep) floor = heap.front().score;
+          if (reaching == 0) continue;
+          for (size_t i = i0; i < i1; ++i) {
+            const float s = score(i);
+            if (s < floor) continue;
+            if (options.skip != nullptr && options.skip[first + i]) continue;
+            const int64_t slot = static_cast<int64_t>(first + i);
+            const int64_t label = options.ids != nullptr ? options.ids[slot] : slot;
+            const Hit hit{s, label, slot};
+            if (heap.size() < keep) {
+              heap.push_back(hit);
+              std::push_heap(heap.begin(), heap.end(), worse);
+            } else if (Before(hit, heap.front())) {
+              std::pop_heap(heap.begin(), heap.end(), worse);
+              heap.back() = hit;
+              std::push_heap(heap.begin(), heap.end(), worse);
+            } else {
+              continue;
+            }
+            if (heap.size() == keep) floor = heap.front().score;
+          }
         }
       }
     }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "index/scan/internal/fastscan_kernels.h"
 #include "index/scan/internal/group_table.h"
@@ -227,7 +228,10 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
     const bool whole = first >= begin && first + kBlockVectors <= end;
     float* base = whole ? out + (first - begin) : score.data();
     const size_t row = whole ? stride : kBlockVectors;
-    for (int q = 0; q < nq; ++q) std::fill_n(base + q * row, kBlockVectors, 0.0f);
+    // Copied from zeros, not filled: GCC expands a 128-byte fill into rep
+    // stos, whose start-up cost was a sixth of tq2's per-block overhead.
+    static constexpr float kZeros[kBlockVectors] = {};
+    for (int q = 0; q < nq; ++q) std::memcpy(base + q * row, kZeros, sizeof(kZeros));
     for (size_t r = 0; r < runs.size(); ++r) {
       const auto& run = runs[r];
       const uint8_t* codes = nibbles + run.first_pair * kPairCodeBytes;

@@ -256,10 +256,11 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
       }
       for (int q = 0; q < nq; ++q) luts[q] = queries[q].luts.data() + queries[q].lut_offset[r];
       if (nq == 1) {
-        kernels->accumulate(codes, luts[0], run.n_pairs, acc.data());
-      } else {
-        kernels->accumulate_multi(codes, luts.data(), nq, run.n_pairs, acc.data());
+        kernels->accumulate_scaled(codes, luts[0], run.n_pairs, w, queries[0].delta[r],
+                                   queries[0].bias[r], base);
+        continue;
       }
+      kernels->accumulate_multi(codes, luts.data(), nq, run.n_pairs, acc.data());
       for (int q = 0; q < nq; ++q) {
         kernels->add_scaled(&acc[q * kBlockVectors], w, queries[q].delta[r], queries[q].bias[r],
                             base + q * row);

@@ -22,7 +22,8 @@ using testing::Gaussian;
 
 // Integer sums are exact, so every ISA must give the scalar result exactly,
 // including the worst case of 128 pairs of 255s (65280, just below 2^16), for
-// one query and for several sharing the codes (chunks of 8 and a remainder).
+// one query and for several sharing the codes (chunks of 8 and a remainder),
+// and fused with the dequantizing step.
 TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
   std::mt19937 rng(1);
   for (int n_pairs : {0, 1, 2, 3, 31, 32, 33, 64, 127, 128}) {
@@ -47,14 +48,27 @@ TEST(FastScanKernelTest, EveryIsaEqualsScalar) {
         internal::AccumulateScalar(codes.data(), ptrs[q], n_pairs, &want[q * kBlockVectors]);
       }
       if (saturate) {
-        for (uint16_t w : want) ASSERT_EQ(w, 2 * 255 * n_pairs);
+        for (uint16_t sum : want) ASSERT_EQ(sum, 2 * 255 * n_pairs);
       }
+      std::normal_distribution<float> gauss;
+      std::vector<float> w(kBlockVectors), start(kBlockVectors);
+      for (int v = 0; v < kBlockVectors; ++v) {
+        w[v] = gauss(rng);
+        start[v] = gauss(rng);
+      }
+      const float delta = std::fabs(gauss(rng)) * 1e-3f, bias = gauss(rng);
       for (Isa isa : SupportedIsas()) {
         const internal::FastScanKernels* k = internal::GetFastScanKernels(isa);
         std::vector<uint16_t> got(kBlockVectors);
         k->accumulate(codes.data(), ptrs[0], n_pairs, got.data());
         EXPECT_EQ(0, std::memcmp(got.data(), want.data(), kBlockVectors * 2))
             << IsaName(isa) << " n_pairs=" << n_pairs << " saturate=" << saturate;
+        // Fused with the dequantizing step: the same floats as the scalar
+        // sums dequantized by the scalar step.
+        std::vector<float> fused = start, unfused = start;
+        k->accumulate_scaled(codes.data(), ptrs[0], n_pairs, w.data(), delta, bias, fused.data());
+        internal::AddScaledScalar(want.data(), w.data(), delta, bias, unfused.data());
+        EXPECT_EQ(fused, unfused) << IsaName(isa) << " n_pairs=" << n_pairs;
         for (int nq : {1, 2, 5, 8, 11}) {
           std::vector<uint16_t> multi(nq * kBlockVectors);
           k->accumulate_multi(codes.data(), ptrs.data(), nq, n_pairs, multi.data());

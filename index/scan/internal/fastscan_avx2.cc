@@ -90,8 +90,9 @@ void DotQueries(const uint8_t* codes, const uint8_t* levels, const int8_t* const
   }
 }
 
-constexpr FastScanKernels kAvx2 = {&Accumulate, &AccumulateEachQuery<&Accumulate>,
-                                   &PairTableSums, &AddScaled, &DotAvx2};
+constexpr FastScanKernels kAvx2 = {&Accumulate,    &AccumulateEachQuery<&Accumulate>,
+                                   &PairTableSums, &AddScaled,
+                                   &DotAvx2,       &AccumulateThenAddScaled<&Accumulate, &AddScaled>};
 
 }  // namespace
 

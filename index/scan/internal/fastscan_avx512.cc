@@ -17,10 +17,11 @@ namespace tqdb::index::internal {
 namespace {
 
 // kQ queries share each load and nibble split of the codes; their
-// accumulators (2·kQ registers) stay in registers.
+// accumulators (2·kQ registers) stay in registers. Leaves each query's sums
+// folded to 256 bits in a2[q], b2[q] (fastscan_ymm.h's representation).
 template <int kQ>
-void AccumulateQueries(const uint8_t* codes, const uint8_t* const* luts, int n_pairs,
-                       uint16_t* out) {
+inline void AccumulateFolded(const uint8_t* codes, const uint8_t* const* luts, int n_pairs,
+                             __m256i* a2, __m256i* b2) {
   const __m512i low = _mm512_set1_epi8(0x0f);
   __m512i a[kQ], b[kQ];
 #pragma GCC unroll 8
@@ -42,14 +43,22 @@ void AccumulateQueries(const uint8_t* codes, const uint8_t* const* luts, int n_p
   }
 #pragma GCC unroll 8
   for (int q = 0; q < kQ; ++q) {
-    __m256i a2 = _mm256_add_epi16(_mm512_castsi512_si256(a[q]), _mm512_extracti64x4_epi64(a[q], 1));
-    __m256i b2 = _mm256_add_epi16(_mm512_castsi512_si256(b[q]), _mm512_extracti64x4_epi64(b[q], 1));
+    a2[q] = _mm256_add_epi16(_mm512_castsi512_si256(a[q]), _mm512_extracti64x4_epi64(a[q], 1));
+    b2[q] = _mm256_add_epi16(_mm512_castsi512_si256(b[q]), _mm512_extracti64x4_epi64(b[q], 1));
     if (p < n_pairs) {
       AccumulatePairYmm(codes + kPairCodeBytes * p, luts[q] + LutOffset(p, false),
-                        luts[q] + LutOffset(p, true), &a2, &b2);
+                        luts[q] + LutOffset(p, true), &a2[q], &b2[q]);
     }
-    StoreSumsYmm(a2, b2, out + 32 * q);
   }
+}
+
+template <int kQ>
+void AccumulateQueries(const uint8_t* codes, const uint8_t* const* luts, int n_pairs,
+                       uint16_t* out) {
+  __m256i a2[kQ], b2[kQ];
+  AccumulateFolded<kQ>(codes, luts, n_pairs, a2, b2);
+#pragma GCC unroll 8
+  for (int q = 0; q < kQ; ++q) StoreSumsYmm(a2[q], b2[q], out + 32 * q);
 }
 
 void Accumulate(const uint8_t* codes, const uint8_t* luts, int n_pairs, uint16_t* out) {
@@ -93,6 +102,16 @@ void AddScaled(const uint16_t* acc, const float* w, float delta, float bias, flo
     const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + v));
     AddScaledSums(_mm512_cvtepu16_epi32(sums), w + v, d, b, score + v);
   }
+}
+
+void AccumulateScaled(const uint8_t* codes, const uint8_t* luts, int n_pairs, const float* w,
+                      float delta, float bias, float* score) {
+  __m256i a2, b2, first, second;
+  AccumulateFolded<1>(codes, &luts, n_pairs, &a2, &b2);
+  SumsYmm(a2, b2, &first, &second);
+  const __m512 d = _mm512_set1_ps(delta), b = _mm512_set1_ps(bias);
+  AddScaledSums(_mm512_cvtepu16_epi32(first), w, d, b, score);
+  AddScaledSums(_mm512_cvtepu16_epi32(second), w + 16, d, b, score + 16);
 }
 
 #define TQDB_TARGET_VNNI __attribute__((target("avx512vnni,avx512vbmi")))
@@ -191,10 +210,10 @@ TQDB_TARGET_VNNI void Dot(const uint8_t* codes, const uint8_t* levels, const int
   });
 }
 
-constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums, &AddScaled,
-                                     &DotAvx2};
+constexpr FastScanKernels kAvx512 = {&Accumulate, &AccumulateMulti, &PairTableSums,
+                                     &AddScaled,  &DotAvx2,         &AccumulateScaled};
 constexpr FastScanKernels kAvx512Vnni = {&Accumulate, &AccumulateMulti, &PairTableSums,
-                                         &AddScaled, &Dot};
+                                         &AddScaled,  &Dot,             &AccumulateScaled};
 
 }  // namespace
 

@@ -43,8 +43,10 @@ void DotScalar(const uint8_t* codes, const uint8_t* levels, const int8_t* const*
 }
 
 namespace {
-constexpr FastScanKernels kScalar = {&AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
-                                     &PairTableSumsScalar, &AddScaledScalar, &DotScalar};
+constexpr FastScanKernels kScalar = {
+    &AccumulateScalar, &AccumulateEachQuery<&AccumulateScalar>,
+    &PairTableSumsScalar, &AddScaledScalar,
+    &DotScalar, &AccumulateThenAddScaled<&AccumulateScalar, &AddScaledScalar>};
 }  // namespace
 
 const FastScanKernels* GetFastScanKernels(Isa isa) {

@@ -32,13 +32,22 @@ inline void AccumulatePairYmm(const uint8_t* codes, const uint8_t* lo_lut, const
   *b = _mm256_add_epi16(*b, _mm256_add_epi16(_mm256_srli_epi16(r0, 8), _mm256_srli_epi16(r1, 8)));
 }
 
-// Writes the 32 per-vector sums in vector order.
-inline void StoreSumsYmm(__m256i a, __m256i b, uint16_t* out) {
+// The 32 per-vector sums in vector order: vectors 0…15 in *first, 16…31 in
+// *second.
+inline void SumsYmm(__m256i a, __m256i b, __m256i* first, __m256i* second) {
   const __m256i even = _mm256_sub_epi16(a, _mm256_slli_epi16(b, 8));
   // Lane l holds vectors 16l … 16l+15 as (even e, odd e) words: interleave back.
   const __m256i lo = _mm256_unpacklo_epi16(even, b), hi = _mm256_unpackhi_epi16(even, b);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute2x128_si256(lo, hi, 0x20));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), _mm256_permute2x128_si256(lo, hi, 0x31));
+  *first = _mm256_permute2x128_si256(lo, hi, 0x20);
+  *second = _mm256_permute2x128_si256(lo, hi, 0x31);
+}
+
+// Writes the 32 per-vector sums in vector order.
+inline void StoreSumsYmm(__m256i a, __m256i b, uint16_t* out) {
+  __m256i first, second;
+  SumsYmm(a, b, &first, &second);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), first);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), second);
 }
 
 }  // namespace

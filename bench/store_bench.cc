@@ -117,7 +117,12 @@ void BenchAppend(const ScratchDir& scratch, const KvCollectionConfig& c, int sec
       std::exit(2);
     }
     for (const std::string& w : writer_counts) {
-      const int writers = std::stoi(w);
+      const int writers = std::atoi(w.c_str());
+      if (writers < 1) {
+        std::fprintf(stderr, "store bench: --writers takes counts of at least 1, not %s\n",
+                     w.c_str());
+        std::exit(2);
+      }
       const std::string dir = scratch.Sub(std::string("append_") + sync->name + "_" + w);
       storage::StoreOptions options;
       options.sync = sync->policy;

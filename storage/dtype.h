@@ -99,8 +99,7 @@ size_t FirstNonFiniteOf(const uint8_t* data, Bits mask, size_t n) {
   for (size_t b = 0; b < n; b += kBlock) {
     const size_t e = std::min(n, b + kBlock);
     // A count of the non-finite: a sum of comparisons vectorizes to a compare
-    // and a subtract even at the baseline ISA (an OR of them did not, and a
-    // min reduction needs SSE4.1).
+    // and a subtract at the baseline ISA (an OR of them did not vectorize).
     uint32_t bad = 0;
     for (size_t i = b; i < e; ++i) bad += (bits(i) & mask) == mask;
     if (bad == 0) continue;

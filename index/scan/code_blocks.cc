@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -175,7 +176,9 @@ void CodeBlocks::FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibble
   const size_t cb = codec_->code_bytes();
   const int n_pairs = layout_.n_pairs();  // hoisted: the byte stores below alias everything
   if (count < kBlockVectors) std::memset(nibbles, 0, block_nibble_bytes_);
-  std::vector<uint8_t> idx, nib;
+  // Per thread: readers of the open block run concurrently (const), and a
+  // scan reads it on every call.
+  thread_local std::vector<uint8_t> idx, nib;
   if (direct_offset_ == kNoDirect) {
     idx.resize(f.dim);
     nib.resize(2 * static_cast<size_t>(n_pairs));
@@ -197,6 +200,7 @@ void CodeBlocks::FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibble
 }
 
 const uint8_t* CodeBlocks::OpenBlockNibbles(std::vector<uint8_t>* scratch) const {
+  assert(size_ % kBlockVectors != 0);
   const size_t block = size_ / kBlockVectors;
   scratch->resize(block_nibble_bytes_);
   FillNibbles(Code(block * kBlockVectors), size_ % kBlockVectors, scratch->data());
@@ -212,9 +216,9 @@ void CodeBlocks::Truncate(size_t n) {
     ++kept;
   }
   chunks_.resize(kept);
-  // The cut block's freed slots read as zeros again (its nibbles are made
-  // from its codes from now on); later blocks are zeroed when their first
-  // vector arrives.
+  // The cut block's freed slots get zero weights again (its nibbles are
+  // made from its codes until it fills again); later blocks' weights are
+  // zeroed when their first vector arrives.
   const size_t block_end = (n + kBlockVectors - 1) / kBlockVectors * kBlockVectors;
   for (size_t i = n; i < std::min(size_, block_end); ++i) {
     size_t c, in_chunk;

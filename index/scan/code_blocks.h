@@ -75,8 +75,10 @@ class CodeBlocks {
   // Blocks holding 32 vectors: all but a partly filled last one.
   size_t full_blocks() const { return size_ / 32; }
   // The nibbles of `block`: in place for a full block; the open (partly
-  // filled, last) block's are made from its codes into *scratch, which the
-  // returned pointer then points into.
+  // filled, last) block's are made from its codes into *scratch (its unfilled
+  // lanes zero), and the returned pointer then points into *scratch: valid
+  // until the next use of that scratch or the next non-const call. Concurrent
+  // readers each need their own scratch.
   // REQUIRES: block < num_blocks().
   const uint8_t* BlockNibbles(size_t block, std::vector<uint8_t>* scratch) const;
   // REQUIRES: block < full_blocks() (for prefetching the blocks ahead).
@@ -99,8 +101,8 @@ class CodeBlocks {
 
  private:
   // For B = ChunkBlocks(c) blocks, left uninitialized when allocated (a
-  // block's nibbles and weights are zeroed when its first vector arrives, so
-  // memory is touched only as it fills):
+  // block's weights are zeroed when its first vector arrives and its nibbles
+  // written whole when its 32nd does, so memory is touched only as it fills):
   struct Free {
     void operator()(uint8_t* p) const { std::free(p); }
   };
@@ -134,6 +136,7 @@ class CodeBlocks {
   // The nibbles of `count` consecutive codes (lanes 0…count − 1; the other
   // lanes zero) into one block's n_pairs · 32 bytes.
   void FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibbles) const;
+  // BlockNibbles of the open block. REQUIRES: size() % 32 != 0.
   const uint8_t* OpenBlockNibbles(std::vector<uint8_t>* scratch) const;
   CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center);
   Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk

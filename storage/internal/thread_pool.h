@@ -41,7 +41,7 @@ class ThreadPool {
     // of loops of many small bodies (an append's 256 families).
     size_t grain;
     alignas(64) std::atomic<size_t> next{0};
-    size_t done ABSL_GUARDED_BY(mu) = 0;
+    alignas(64) size_t done ABSL_GUARDED_BY(mu) = 0;  // with mu, off next's line
     std::mutex mu;
     std::condition_variable finished;
     // Runs iterations until none is left.

@@ -118,7 +118,8 @@ TEST(SearchTest, FullRerankIsExact) {
 // Without rerank, L2 is ‖q‖² + ‖x‖² − 2·(code score) and cosine is the code
 // score of the normalised query: checked numerically, not just by order.
 TEST(SearchTest, L2AndCosineOverCodesFollowTheirFormulas) {
-  constexpr size_t kN = 400;
+  // More than one of Search's 8,192-vector chunks, and not whole blocks.
+  constexpr size_t kN = 8192 + 407;
   const std::vector<float> x = Gaussian(kN * kDim, 12);
   std::vector<float> q = Gaussian(kDim, 13);
   for (float& v : q) v *= 2.5f;

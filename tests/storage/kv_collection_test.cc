@@ -428,6 +428,13 @@ TEST_F(KvCollectionTest, BadInputIsRejectedAndChangesNothing) {
     EXPECT_STATUS_CODE(s, absl::StatusCode::kInvalidArgument);
     EXPECT_NE(s.message().find("value of layer 0 head 1 token 1 coordinate 1"), std::string::npos)
         << s;
+    // A bad key is named before any bad value, wherever it is: here in the
+    // last family (layer 2, head 1), token 3, coordinate 5.
+    b.keys[((kLayers * kHeads - 1) * t.n + 3) * kDim + 5] = bad;
+    const absl::Status k = kv_->Append(1, FloatTokens(b.n, b.keys, b.values)).status();
+    EXPECT_STATUS_CODE(k, absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(k.message().find("key of layer 2 head 1 token 3 coordinate 5"), std::string::npos)
+        << k;
   }
   EXPECT_EQ(*kv_->Length(1), 0u);
   ASSERT_OK(kv_->Append(1, FloatTokens(t.n, t.keys, t.values)));

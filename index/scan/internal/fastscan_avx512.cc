@@ -183,6 +183,8 @@ TQDB_TARGET_VNNI void DotQueries(const uint8_t* codes, const uint8_t* levels,
   // One loop for every step, the odd last pair included (a masked load reads
   // only its 32 bytes; its twin's query values are the zero padding): with a
   // separate tail step GCC kept the accumulators in two homes and spilled.
+  // Two steps an iteration: nq = 8 scans ~10 % faster (bench A/B, 6 runs).
+#pragma GCC unroll 2
   for (int p = 0; p < n_pairs; p += 2) {
     const __mmask64 bytes = p + 2 <= n_pairs ? ~__mmask64{0} : __mmask64{0xffffffff};
     const auto four = [&](int i) {

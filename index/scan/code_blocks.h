@@ -37,6 +37,7 @@
 #ifndef TQDB_INDEX_SCAN_CODE_BLOCKS_H_
 #define TQDB_INDEX_SCAN_CODE_BLOCKS_H_
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -83,6 +84,16 @@ class CodeBlocks {
   const uint8_t* BlockNibbles(size_t block, std::vector<uint8_t>* scratch) const;
   // REQUIRES: block < full_blocks() (for prefetching the blocks ahead).
   const uint8_t* FullBlockNibbles(size_t block) const;
+  // Full blocks [block, block + count) lie in one chunk: their nibbles and
+  // weights are consecutive, n_pairs·32 bytes and n_weights·32 floats apart,
+  // so a scan locates a chunk once rather than every block.
+  // REQUIRES: block < full_blocks().
+  struct FullBlockRun {
+    const uint8_t* nibbles;
+    const float* weights;
+    size_t count;
+  };
+  FullBlockRun FullBlocksFrom(size_t block) const;
   // REQUIRES: block < num_blocks(), i < size().
   const float* BlockWeights(size_t block) const;
   const uint8_t* Code(size_t i) const;
@@ -160,6 +171,14 @@ inline const uint8_t* CodeBlocks::FullBlockNibbles(size_t block) const {
   size_t c, offset;
   Locate(block, &c, &offset);
   return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
+}
+
+inline CodeBlocks::FullBlockRun CodeBlocks::FullBlocksFrom(size_t block) const {
+  size_t c, offset;
+  Locate(block, &c, &offset);
+  const Chunk& chunk = *chunks_[c];
+  return {&chunk.nibbles[offset * block_nibble_bytes_], &chunk.weights[offset * block_weights_],
+          std::min(chunk.blocks - offset, full_blocks() - block)};
 }
 
 inline const uint8_t* CodeBlocks::BlockNibbles(size_t block,

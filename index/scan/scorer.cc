@@ -226,12 +226,31 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   for (size_t b = block_begin; b < std::min(block_begin + ahead_blocks, prefetch_end); ++b) {
     prefetch(b);
   }
+  const size_t weights_per_block = static_cast<size_t>(blocks.layout().n_weights()) * kBlockVectors;
+  CodeBlocks::FullBlockRun chunk{};  // full blocks [chunk_first, chunk_first + chunk.count)
+  size_t chunk_first = 0;
   for (size_t b = block_begin; b < block_end; ++b) {
-    const uint8_t* nibbles = blocks.BlockNibbles(b, &open_block);
-    const float* weights = blocks.BlockWeights(b);
+    const uint8_t* nibbles;
+    const float* weights;
+    if (b < blocks.full_blocks()) {
+      if (b >= chunk_first + chunk.count) {
+        chunk = blocks.FullBlocksFrom(b);
+        chunk_first = b;
+      }
+      nibbles = chunk.nibbles + (b - chunk_first) * block_bytes;
+      weights = chunk.weights + (b - chunk_first) * weights_per_block;
+    } else {
+      nibbles = blocks.BlockNibbles(b, &open_block);
+      weights = blocks.BlockWeights(b);
+    }
     // Ask for a later block's codes while this one is scored: the hardware
     // prefetchers alone leave a single scanning core short of bandwidth.
-    if (b + ahead_blocks < prefetch_end) prefetch(b + ahead_blocks);
+    if (b + ahead_blocks < chunk_first + chunk.count) {
+      const char* p = reinterpret_cast<const char*>(nibbles + ahead_blocks * block_bytes);
+      for (size_t i = 0; i < block_bytes; i += 64) __builtin_prefetch(p + i);
+    } else if (b + ahead_blocks < prefetch_end) {
+      prefetch(b + ahead_blocks);
+    }
     const size_t first = b * kBlockVectors;
     // A block wholly in the range is scored in place in `out`; the first and
     // last may be partial and go through `score`.

@@ -404,6 +404,30 @@ TEST(CodeBlocksTest, OneVectorAtATimeKeepsEveryBlocksNibbles) {
   }
 }
 
+// A run of full blocks from FullBlocksFrom addresses the same memory as the
+// per-block accessors, up to its chunk's end or the last full block.
+TEST(CodeBlocksTest, FullBlockRunsAgreeWithTheBlockAccessors) {
+  constexpr int d = 64;
+  auto codec = *Codec::Create(*ParseFormat("tq4p", d, 2));
+  auto blocks = *CodeBlocks::Create(codec);
+  const std::vector<float> x = Gaussian(5000 * d, 8);
+  ASSERT_OK(blocks->Append(x.data(), 5000));  // 156 full blocks and an open one
+  const size_t nibble_bytes = blocks->layout().n_pairs() * kPairCodeBytes;
+  const size_t weights = blocks->layout().n_weights() * kBlockVectors;
+  size_t covered = 0;
+  for (size_t b = 0; b < blocks->full_blocks(); ++b) {
+    const CodeBlocks::FullBlockRun run = blocks->FullBlocksFrom(b);
+    ASSERT_GE(run.count, 1u);
+    ASSERT_LE(b + run.count, blocks->full_blocks());
+    for (size_t k = 0; k < run.count; ++k) {
+      ASSERT_EQ(run.nibbles + k * nibble_bytes, blocks->FullBlockNibbles(b + k)) << b << "+" << k;
+      ASSERT_EQ(run.weights + k * weights, blocks->BlockWeights(b + k)) << b << "+" << k;
+    }
+    covered = std::max(covered, b + run.count);
+  }
+  EXPECT_EQ(covered, blocks->full_blocks());
+}
+
 TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
   constexpr int d = 64;
   for (const char* format : {"tq4", "tq2", "tq4p", "tq7"}) {

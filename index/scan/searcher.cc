@@ -138,11 +138,7 @@ absl::Status Search(const CodeBlocks& blocks, absl::Span<const float> queries,
           // most blocks have none and are done. (Not below: a NaN score, of
           // an overflowing query, is kept as the per-score test keeps it.)
           int reaching = 0;
-          if (l2) {
-            for (size_t i = i0; i < i1; ++i) reaching += !(2 * scores[i] - norms[i - i0] < floor);
-          } else {
-            for (size_t i = i0; i < i1; ++i) reaching += !(scores[i] + shift < floor);
-          }
+          for (size_t i = i0; i < i1; ++i) reaching += !(score(i) < floor);
           if (reaching == 0) continue;
           for (size_t i = i0; i < i1; ++i) {
             const float s = score(i);

@@ -117,6 +117,12 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(const StoreOptions& options
   // RocksDB opens each family's tables with up to this many new threads; at
   // 16 (the default) × 258 families, thread creation was most of the open.
   db.max_file_opening_threads = 1;
+  // Concurrent appends: the next write group's WAL record is written while
+  // this group inserts into the memtables (a 32 x 8 token is a 35 KB record,
+  // and the WAL's CRC32C is the software one in Debian's build). Measured
+  // with 8 writers, periodic sync: 4,761-5,452 against 3,528-5,067 tokens/s,
+  // and the idle share of the two cores fell from 28 % to 22 %.
+  db.enable_pipelined_write = true;
 
   rocksdb::ColumnFamilyOptions& cf = engine->family_options_;
   // Codes are near-uniform random bytes after the rotation: block compression

@@ -92,6 +92,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddListeningPort(options.listen, creds, &impl->port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // The sync server's thread manager ends a handler thread that finds more
+  // than MAX_POLLERS others polling, and starts one when fewer than
+  // MIN_POLLERS are: at the defaults (1 and 2), one client calling back to
+  // back made it start and end about a hundred threads a second, each with a
+  // new stack and malloc arena whose pages faulted in again.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 8);
   builder.RegisterService(impl->collections.get());
   builder.RegisterService(impl->kv.get());
   builder.RegisterService(impl->vectors.get());

@@ -42,11 +42,33 @@ Call::Call(grpc::ServerContext* ctx, const TokenAuth& auth, absl::string_view me
       start_(std::chrono::steady_clock::now()) {}
 
 absl::Status Call::CheckCancelled() const {
-  if (!ctx_->IsCancelled()) return absl::OkStatus();
   if (std::chrono::system_clock::now() >= ctx_->deadline()) {
     return absl::DeadlineExceededError("deadline exceeded");
   }
+  if (!cancelled_.load(std::memory_order_relaxed) && !ctx_->IsCancelled()) {
+    return absl::OkStatus();
+  }
   return absl::CancelledError("call cancelled by the client");
+}
+
+std::function<bool()> Call::Cancelled() {
+  const auto first_poll = std::chrono::steady_clock::now() + kCancelPoll;
+  next_cancel_poll_.store(first_poll.time_since_epoch().count(), std::memory_order_relaxed);
+  return [this, deadline = ctx_->deadline()] {
+    if (cancelled_.load(std::memory_order_relaxed)) return true;
+    if (std::chrono::system_clock::now() >= deadline) return true;
+    const auto now = std::chrono::steady_clock::now();
+    int64_t due = next_cancel_poll_.load(std::memory_order_relaxed);
+    // One thread polls per interval: the one that moves the next poll on.
+    if (now.time_since_epoch().count() < due ||
+        !next_cancel_poll_.compare_exchange_strong(
+            due, (now + kCancelPoll).time_since_epoch().count(), std::memory_order_relaxed)) {
+      return false;
+    }
+    if (!ctx_->IsCancelled()) return false;
+    cancelled_.store(true, std::memory_order_relaxed);
+    return true;
+  };
 }
 
 bool Call::Authenticated() const { return auth_.Check(ctx_->client_metadata()); }

@@ -11,12 +11,15 @@
 //   call method=Kv/Append collection=llama items=16 latency_us=412 code=OK
 // plus msg="..." when the status is not OK.
 //
-// Thread-safety: a Call belongs to its handler's thread.
+// Thread-safety: a Call belongs to its handler's thread, except the function
+// Cancelled() returns, which any thread may call while the Call lives.
 #ifndef TQDB_SERVER_INTERNAL_CALL_H_
 #define TQDB_SERVER_INTERNAL_CALL_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -47,6 +50,14 @@ class Call {
   // long handlers check it between units of work.
   absl::Status CheckCancelled() const;
 
+  // A test for the units of a long scan (KvScoreOptions::cancelled): true
+  // once the call is past its deadline, compared with the clock on every
+  // test, or the client cancelled it, which is asked of gRPC at most once per
+  // kCancelPoll. The sync server's IsCancelled plucks the call's completion
+  // queue under a lock: Score's 64 tests of it, from two threads, took
+  // 0.5 ms of the call's 1.1.
+  std::function<bool()> Cancelled();
+
   // Runs `work` (returning absl::Status) unless the call is not
   // authenticated (UNAUTHENTICATED), logs, and returns the gRPC status.
   template <typename Work>
@@ -66,6 +77,9 @@ class Call {
   std::string collection_;
   uint64_t items_ = 0;
   std::chrono::steady_clock::time_point start_;
+  static constexpr std::chrono::microseconds kCancelPoll{250};
+  std::atomic<int64_t> next_cancel_poll_{0};  // steady_clock ticks
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace tqdb::server::internal

@@ -139,7 +139,7 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     options.scale = req->scale() == 0.0f ? 1.0f : req->scale();
     options.begin = req->begin();
     options.end = req->has_end() ? req->end() : storage::kToEnd;
-    options.cancelled = [ctx] { return ctx->IsCancelled(); };
+    options.cancelled = call.Cancelled();
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
     // The logits are written straight into the response.
     ResultWriter logits(form, resp->mutable_logits());
@@ -172,7 +172,7 @@ grpc::Status KvService::Attend(grpc::ServerContext* ctx, const pb::AttendRequest
     options.scale = req->scale();
     options.begin = req->begin();
     options.end = req->has_end() ? req->end() : storage::kToEnd;
-    options.cancelled = [ctx] { return ctx->IsCancelled(); };
+    options.cancelled = call.Cancelled();
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
     absl::StatusOr<std::vector<float>> attended =
         kv->Attend(req->sequence_id(), req->layer(), queries, options);

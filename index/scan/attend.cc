@@ -37,6 +37,11 @@ absl::Status Validate(const CodeBlocks& keys, const CodeBlocks& values,
   if (values.codec().format().mode != QuantMode::kMse) {
     return absl::InvalidArgumentError("value formats must be MSE formats (no QJL)");
   }
+  if (values.nibbles() == CodeBlocks::Nibbles::kNone &&
+      !AttendReadsValueCodes(values.codec().format())) {
+    return absl::InvalidArgumentError(
+        "values kept without nibbles, but their format is read from nibbles");
+  }
   if (absl::Status s = internal::ValidateQueries(queries, d); !s.ok()) return s;
   if (o.begin > o.end) return absl::InvalidArgumentError("token range has begin > end");
   if (!std::isfinite(o.scale)) return absl::InvalidArgumentError("scale is not finite");
@@ -68,12 +73,6 @@ inline void Prefetch(const void* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i);
 }
 
-// Single-scale MSE value formats of 1, 2 or 4 bits take the packed fast path
-// (internal/attend_kernels.h); the rest decode blocks to rows.
-bool PackedValues(const Format& f) {
-  return f.mode == QuantMode::kMse && f.outlier_channels == 0 && f.NumScales() == 1 &&
-         (f.bits == 1 || f.bits == 2 || f.bits == 4);
-}
 
 // Rows n × d of the rotated-domain values s·c[idx] of lanes [lane0, lane0 + n)
 // of value block `block`, from its nibbles (any MSE format).
@@ -125,6 +124,13 @@ void WideBlockLogits(const internal::FastScanKernels& kernels, const uint8_t* co
 }
 
 }  // namespace
+
+// Single-scale MSE value formats of 1, 2 or 4 bits take the packed fast path
+// (internal/attend_kernels.h); the rest decode blocks to rows.
+bool AttendReadsValueCodes(const Format& f) {
+  return f.mode == QuantMode::kMse && f.outlier_channels == 0 && f.NumScales() == 1 &&
+         (f.bits == 1 || f.bits == 2 || f.bits == 4);
+}
 
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
                     absl::Span<const float> queries, const AttendOptions& options,
@@ -194,7 +200,7 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
   // Values: accumulators in the rotated domain (kernel order on the packed
   // path), rescaled whenever a query's running max rises.
   const Format& vf = values.codec().format();
-  const bool packed = PackedValues(vf);
+  const bool packed = AttendReadsValueCodes(vf);
   const size_t acc_stride = packed ? internal::KernelOrderFloats(d, vf.bits) : d;
   std::vector<float> acc(nq * acc_stride, 0.0f);
   float value_table[16];

@@ -65,10 +65,16 @@ struct ExactTail {
   size_t n = 0;
 };
 
+// Whether Attend reads values of this format from their codes (its packed
+// path: single-scale MSE formats of 1, 2 or 4 bits) rather than from their
+// nibbles: such values may be kept as CodeBlocks::Nibbles::kNone.
+bool AttendReadsValueCodes(const Format& value_format);
+
 // out: G × dim floats for G = queries.size() / dim queries.
 // InvalidArgument, writing nothing, if: keys and values differ in size or
 // dimension; the value format is not an MSE format (QJL values are not
-// supported); queries are empty, not a multiple of dim, or not finite;
+// supported); values keep no nibbles but their format needs them
+// (AttendReadsValueCodes); queries are empty, not a multiple of dim, or not finite;
 // a tail key or value is not finite;
 // begin > end; or no token at all takes part.
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,

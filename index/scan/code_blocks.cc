@@ -21,7 +21,8 @@ using internal::kBlockVectors;
 using internal::kPairCodeBytes;
 
 absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<const Codec> codec,
-                                                               std::vector<float> center) {
+                                                               std::vector<float> center,
+                                                               Nibbles nibbles) {
   TQDB_ASSIGN_OR_RETURN(ScanLayout layout, ScanLayout::Create(codec->format()));
   if (!center.empty() && center.size() != static_cast<size_t>(codec->dim())) {
     return absl::InvalidArgumentError(absl::StrCat("center must have dim = ", codec->dim(),
@@ -31,13 +32,14 @@ absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<c
     if (!std::isfinite(c)) return absl::InvalidArgumentError("center is not finite");
   }
   return std::unique_ptr<CodeBlocks>(
-      new CodeBlocks(std::move(codec), std::move(layout), std::move(center)));
+      new CodeBlocks(std::move(codec), std::move(layout), std::move(center), nibbles));
 }
 
 CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
-                       std::vector<float> center)
+                       std::vector<float> center, Nibbles nibbles)
     : codec_(std::move(codec)),
       layout_(std::move(layout)),
+      nibbles_(nibbles),
       center_(std::move(center)),
       block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
       block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {
@@ -99,7 +101,9 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
     const size_t blocks = ChunkBlocks(chunks_.size());
     auto chunk = std::make_unique<Chunk>();
     chunk->blocks = blocks;
-    chunk->nibbles.reset(AllocateNibbles(blocks * block_nibble_bytes_));
+    if (nibbles_ == Nibbles::kKept) {
+      chunk->nibbles.reset(AllocateNibbles(blocks * block_nibble_bytes_));
+    }
     chunk->weights.reset(new float[blocks * block_weights_]);
     chunk->codes.reset(new uint8_t[blocks * kBlockVectors * codec_->code_bytes()]);
     chunk->sq_norms.reset(new float[blocks * kBlockVectors]);
@@ -164,7 +168,7 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
     }
     // A full block's nibbles are written once, from its 32 codes.
-    if (lane == kBlockVectors - 1) {
+    if (lane == kBlockVectors - 1 && nibbles_ == Nibbles::kKept) {
       FillNibbles(&chunk.codes[(in_chunk + 1 - kBlockVectors) * cb], kBlockVectors,
                   &chunk.nibbles[block * block_nibble_bytes_]);
     }
@@ -200,7 +204,7 @@ void CodeBlocks::FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibble
 }
 
 const uint8_t* CodeBlocks::OpenBlockNibbles(std::vector<uint8_t>* scratch) const {
-  assert(size_ % kBlockVectors != 0);
+  assert(size_ % kBlockVectors != 0 && nibbles_ == Nibbles::kKept);
   const size_t block = size_ / kBlockVectors;
   scratch->resize(block_nibble_bytes_);
   FillNibbles(Code(block * kBlockVectors), size_ % kBlockVectors, scratch->data());
@@ -246,9 +250,10 @@ float CodeBlocks::SquaredNorm(size_t i) const {
 }
 
 size_t CodeBlocks::MemoryBytes() const {
+  const size_t nibble_bytes = nibbles_ == Nibbles::kKept ? block_nibble_bytes_ : 0;
   size_t bytes = 0;
   for (const auto& c : chunks_) {
-    bytes += c->blocks * (block_nibble_bytes_ + block_weights_ * sizeof(float) +
+    bytes += c->blocks * (nibble_bytes + block_weights_ * sizeof(float) +
                           kBlockVectors * (codec_->code_bytes() + sizeof(float)));
   }
   return bytes;

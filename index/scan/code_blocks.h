@@ -39,6 +39,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -56,10 +57,19 @@ class CodeBlocks {
  public:
   static constexpr size_t kBlocksPerChunk = 1024;  // the largest chunk: 32,768 vectors
 
+  // Whether blocks keep the nibble layout. kNone keeps codes, weights and
+  // norms only: for a set that is decoded but never fast-scanned (a KV
+  // store's values when Attend reads their codes, attend.h's
+  // AttendReadsValueCodes), at about half the memory. The nibble accessors
+  // (BlockNibbles, FullBlockNibbles, FullBlocksFrom's nibbles) then REQUIRE
+  // nibbles() == kKept.
+  enum class Nibbles { kKept, kNone };
+
   // Every format has a layout (scan_layout.h). InvalidArgument if `center` is
   // neither empty nor dim finite floats.
   static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec,
-                                                            std::vector<float> center = {});
+                                                            std::vector<float> center = {},
+                                                            Nibbles nibbles = Nibbles::kKept);
 
   // Appends n vectors (n·dim floats), minus the center: InvalidArgument,
   // appending nothing, if any value is not finite.
@@ -107,7 +117,9 @@ class CodeBlocks {
 
   const Codec& codec() const { return *codec_; }
   const ScanLayout& layout() const { return layout_; }
-  // Bytes held: nibbles, weights and codes of every allocated chunk.
+  Nibbles nibbles() const { return nibbles_; }
+  // Bytes held: nibbles (if kept), weights, codes and norms of every
+  // allocated chunk.
   size_t MemoryBytes() const;
 
  private:
@@ -118,7 +130,7 @@ class CodeBlocks {
     void operator()(uint8_t* p) const { std::free(p); }
   };
   struct Chunk {
-    std::unique_ptr<uint8_t[], Free> nibbles;  // B · n_pairs · 32 (AllocateNibbles)
+    std::unique_ptr<uint8_t[], Free> nibbles;  // B · n_pairs · 32 (AllocateNibbles), if kept
     std::unique_ptr<float[]> weights;    // B · n_weights · 32
     std::unique_ptr<uint8_t[]> codes;    // B · 32 · code_bytes
     std::unique_ptr<float[]> sq_norms;   // B · 32
@@ -149,11 +161,13 @@ class CodeBlocks {
   void FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibbles) const;
   // BlockNibbles of the open block. REQUIRES: size() % 32 != 0.
   const uint8_t* OpenBlockNibbles(std::vector<uint8_t>* scratch) const;
-  CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center);
+  CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center,
+             Nibbles nibbles);
   Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk
 
   std::shared_ptr<const Codec> codec_;
   ScanLayout layout_;
+  Nibbles nibbles_;
   // For MSE formats at 1, 2 or 4 bits without outliers, the packed index
   // bytes of a code are its nibble pairs, in order: they start at this byte
   // of the code. kNoDirect otherwise.
@@ -168,6 +182,7 @@ class CodeBlocks {
 
 // Inline: the scorer calls these for every block it scans.
 inline const uint8_t* CodeBlocks::FullBlockNibbles(size_t block) const {
+  assert(nibbles_ == Nibbles::kKept);
   size_t c, offset;
   Locate(block, &c, &offset);
   return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
@@ -177,6 +192,7 @@ inline CodeBlocks::FullBlockRun CodeBlocks::FullBlocksFrom(size_t block) const {
   size_t c, offset;
   Locate(block, &c, &offset);
   const Chunk& chunk = *chunks_[c];
+  assert(nibbles_ == Nibbles::kKept);
   return {&chunk.nibbles[offset * block_nibble_bytes_], &chunk.weights[offset * block_weights_],
           std::min(chunk.blocks - offset, full_blocks() - block)};
 }

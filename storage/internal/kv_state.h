@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "index/codec/codec.h"
+#include "index/scan/attend.h"
 #include "index/scan/code_blocks.h"
 #include "storage/catalog.pb.h"
 #include "storage/disk_format.h"
@@ -147,7 +148,13 @@ struct KvCollection::State {
     for (int f = 0; f < families; ++f) {
       const int layer = f / config.num_kv_heads;
       TQDB_ASSIGN_OR_RETURN(auto k, index::CodeBlocks::Create(key_codecs[layer]));
-      TQDB_ASSIGN_OR_RETURN(auto v, index::CodeBlocks::Create(value_codecs[layer]));
+      // Values are only ever decoded: no nibble layout when Attend reads
+      // their codes (about half a value's memory).
+      const auto value_nibbles = index::AttendReadsValueCodes(value_codecs[layer]->format())
+                                     ? index::CodeBlocks::Nibbles::kNone
+                                     : index::CodeBlocks::Nibbles::kKept;
+      TQDB_ASSIGN_OR_RETURN(auto v,
+                            index::CodeBlocks::Create(value_codecs[layer], {}, value_nibbles));
       segment->keys.push_back(std::move(k));
       segment->values.push_back(std::move(v));
     }

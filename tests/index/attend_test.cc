@@ -1,6 +1,7 @@
 #include "index/scan/attend.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -186,6 +187,44 @@ TEST(AttendTest, TailOnlyAndExplicitScale) {
     ASSERT_OK(Attend(*k, *v, q, {.scale = 0.5f, .begin = 10, .end = 10, .isa = isa}, tail,
                      out.data()));
     for (int j = 0; j < d; ++j) EXPECT_NEAR(out[j], want[j], 1e-5) << IsaName(isa);
+  }
+}
+
+// Values Attend reads from their codes may be kept without nibbles: the
+// output is the same to the bit. Formats it reads from nibbles may not.
+TEST(AttendTest, ValuesWithoutNibbles) {
+  constexpr int d = 96;
+  constexpr size_t kTokens = 300, kGroup = 4;
+  const std::vector<float> kx = Gaussian(kTokens * d, 1), vx = Gaussian(kTokens * d, 2, 0.3f);
+  const std::vector<float> q = Gaussian(kGroup * d, 3, 2.0f);
+  auto k = Coded("tq4", d, kx);
+  const std::pair<const char*, bool> formats[] = {  // and whether Attend reads their codes
+      {"tq4", true},  {"tq2", true},    {"tq1", true},     {"tq4-f16", true},
+      {"tq3", false}, {"tq2.5", false}, {"turbo2", false}, {"tq8", false}};
+  for (auto [format, from_codes] : formats) {
+    SCOPED_TRACE(format);
+    auto codec = *Codec::Create(*ParseFormat(format, d, 3));
+    auto kept = *CodeBlocks::Create(codec);
+    auto none = *CodeBlocks::Create(codec, {}, CodeBlocks::Nibbles::kNone);
+    ASSERT_OK(kept->Append(vx.data(), kTokens));
+    ASSERT_OK(none->Append(vx.data(), kTokens));
+    ASSERT_EQ(AttendReadsValueCodes(codec->format()), from_codes);
+    for (Isa isa : SupportedIsas()) {
+      for (auto [begin, end] : {std::pair<size_t, size_t>{0, kTokens}, {33, 290}}) {
+        const AttendOptions options{.begin = begin, .end = end, .isa = isa};
+        std::vector<float> want(kGroup * d), got(kGroup * d, 42.0f);
+        ASSERT_OK(Attend(*k, *kept, q, options, {}, want.data()));
+        const absl::Status s = Attend(*k, *none, q, options, {}, got.data());
+        if (!from_codes) {
+          EXPECT_STATUS_CODE(s, absl::StatusCode::kInvalidArgument);
+          for (float o : got) ASSERT_EQ(o, 42.0f);
+          continue;
+        }
+        ASSERT_OK(s);
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+            << IsaName(isa) << " range " << begin << "-" << end;
+      }
+    }
   }
 }
 

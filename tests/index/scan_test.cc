@@ -428,6 +428,36 @@ TEST(CodeBlocksTest, FullBlockRunsAgreeWithTheBlockAccessors) {
   EXPECT_EQ(covered, blocks->full_blocks());
 }
 
+// Without nibbles a set holds the same codes, weights and norms, in the
+// memory of the rest alone.
+TEST(CodeBlocksTest, WithoutNibblesKeepsEverythingElse) {
+  constexpr int d = 64;
+  for (const char* format : {"tq4", "tq2", "tq3"}) {
+    SCOPED_TRACE(format);
+    auto codec = *Codec::Create(*ParseFormat(format, d, 5));
+    const std::vector<float> x = Gaussian(1100 * d, 6);  // two chunks and an open block
+    auto kept = *CodeBlocks::Create(codec);
+    auto none = *CodeBlocks::Create(codec, {}, CodeBlocks::Nibbles::kNone);
+    EXPECT_EQ(kept->nibbles(), CodeBlocks::Nibbles::kKept);
+    EXPECT_EQ(none->nibbles(), CodeBlocks::Nibbles::kNone);
+    ASSERT_OK(kept->Append(x.data(), 1100));
+    ASSERT_OK(none->Append(x.data(), 1100));
+    ASSERT_EQ(none->size(), kept->size());
+    const size_t weights = kept->layout().n_weights() * kBlockVectors;
+    for (size_t b = 0; b < kept->num_blocks(); ++b) {
+      ASSERT_EQ(0, std::memcmp(none->BlockWeights(b), kept->BlockWeights(b),
+                               weights * sizeof(float)));
+    }
+    for (size_t i = 0; i < kept->size(); ++i) {
+      ASSERT_EQ(0, std::memcmp(none->Code(i), kept->Code(i), codec->code_bytes())) << i;
+      ASSERT_EQ(none->SquaredNorm(i), kept->SquaredNorm(i)) << i;
+    }
+    // 1100 vectors allocate chunks of 1, 2, …, 32 blocks: 63 blocks' nibbles.
+    const size_t nibble_bytes = kept->layout().n_pairs() * kPairCodeBytes;
+    EXPECT_EQ(kept->MemoryBytes() - none->MemoryBytes(), 63 * nibble_bytes);
+  }
+}
+
 TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
   constexpr int d = 64;
   for (const char* format : {"tq4", "tq2", "tq4p", "tq7"}) {

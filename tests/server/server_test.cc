@@ -4,6 +4,7 @@
 // store nothing), authentication, message limits, and kill -9 + restart.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "client/client.h"
@@ -590,6 +592,69 @@ TEST_P(ServerTest, Vectors) {
 }
 
 // A server with a token and a 1 MiB message limit.
+// A long SearchBatch stops at its deadline: the client gets
+// DEADLINE_EXCEEDED, and the server's log line for the call shows the handler
+// returned after far less than the whole batch takes (it tests the deadline
+// and cancellation between slices of 64 queries; without that it would finish
+// the batch first). The server logs DEADLINE_EXCEEDED, or CANCELLED when the
+// client's deadline (which comes first) has already reset the stream.
+TEST_P(ServerTest, SearchBatchStopsAtItsDeadline) {
+  const std::string c = Name("deadline");
+  constexpr int kDeadlineDim = 128;
+  constexpr size_t kVectors = 20000, kBatch = 5000;
+  client::EmbeddingConfig config;
+  config.dim = kDeadlineDim;
+  ASSERT_OK(client_->CreateEmbeddingCollection(c, config));
+  for (size_t at = 0; at < kVectors; at += kBatch) {
+    std::vector<uint64_t> ids(kBatch);
+    for (size_t i = 0; i < kBatch; ++i) ids[i] = at + i;
+    ASSERT_OK(client_->Upsert(c, ids, RandomFloats(kBatch * kDeadlineDim, 20 + at)));
+  }
+  // Enough queries that the whole batch takes at least 100 ms here.
+  std::vector<float> queries;
+  std::chrono::steady_clock::duration whole{};
+  for (size_t nq = 512; nq <= 65536 && whole < std::chrono::milliseconds(100); nq *= 2) {
+    queries = RandomFloats(nq * kDeadlineDim, 30);
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_OK(client_->SearchBatch(c, queries, 10));
+    whole = std::chrono::steady_clock::now() - t0;
+  }
+  ASSERT_GE(whole, std::chrono::milliseconds(100));
+
+  ClientOptions options;
+  options.target = server_->target();
+  options.encoding = GetParam();
+  options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(whole / 10);
+  auto hurried = Client::Connect(options);
+  ASSERT_OK(hurried);
+  EXPECT_STATUS_CODE((*hurried)->SearchBatch(c, queries, 10).status(),
+                     absl::StatusCode::kDeadlineExceeded);
+
+  // The server logs the call when its handler returns: the one line for this
+  // collection whose code is not OK.
+  const std::string wanted = "method=Vectors/SearchBatch collection=\"" + c + "\"";
+  std::string stopped;
+  for (int attempt = 0; attempt < 100 && stopped.empty(); ++attempt) {
+    std::ifstream log(dir_ + "/server.log");
+    for (std::string line; std::getline(log, line);) {
+      if (line.find(wanted) != std::string::npos && line.find("code=OK") == std::string::npos) {
+        stopped = line;
+      }
+    }
+    if (stopped.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(stopped.empty()) << "the server logged no stopped SearchBatch on " << c;
+  EXPECT_TRUE(stopped.find("code=DEADLINE_EXCEEDED") != std::string::npos ||
+              stopped.find("code=CANCELLED") != std::string::npos)
+      << stopped;
+  const size_t at = stopped.find("latency_us=");
+  ASSERT_NE(at, std::string::npos) << stopped;
+  const int64_t latency_us = std::atoll(stopped.c_str() + at + std::strlen("latency_us="));
+  EXPECT_LT(latency_us, std::chrono::duration_cast<std::chrono::microseconds>(whole).count() / 2)
+      << stopped;
+  ASSERT_OK(client_->DropCollection(c));
+}
+
 TEST(ServerAuthTest, TokenAndMessageLimit) {
   const std::string dir = NewDir("auth");
   const std::string token_file = dir + "/token";

@@ -1,6 +1,7 @@
 // ServerProcess: a tqdb-server child process, for end-to-end tests and the
-// gRPC benchmark: fork + exec of the built binary on 127.0.0.1:0, the port
-// read from its "listening on HOST:PORT" line. POSIX only; no gRPC.
+// gRPC benchmark: fork + exec of the built binary on 127.0.0.1:0 (or a given
+// address, e.g. "unix:PATH"), the target read from its "listening on ADDRESS"
+// line. POSIX only; no gRPC.
 //
 // Thread-safety: one object per thread (Start and Kill are not synchronized).
 #ifndef TQDB_CLIENT_SERVER_PROCESS_H_
@@ -29,16 +30,16 @@ class ServerProcess {
   ServerProcess& operator=(const ServerProcess&) = delete;
   ~ServerProcess() { Kill(SIGKILL); }
 
-  // Starts `binary` with `args` (plus --listen 127.0.0.1:0); its stderr goes
-  // to `log_path` (appended). Returns once it printed its port; Internal if
+  // Starts `binary` with `args` plus --listen `listen`; its stderr goes to
+  // `log_path` (appended). Returns once it printed its address; Internal if
   // it exited first or printed something else (the process is killed).
   absl::Status Start(const std::string& binary, std::vector<std::string> args,
-                     const std::string& log_path) {
+                     const std::string& log_path, const std::string& listen = "127.0.0.1:0") {
     int out[2];
     if (pipe(out) != 0) return absl::InternalError("pipe failed");
     args.insert(args.begin(), binary);
     args.push_back("--listen");
-    args.push_back("127.0.0.1:0");
+    args.push_back(listen);
     pid_ = fork();
     if (pid_ < 0) return absl::InternalError("fork failed");
     if (pid_ == 0) {
@@ -60,18 +61,23 @@ class ServerProcess {
     if (fgets(line, sizeof line, in) != nullptr) first = line;
     fclose(in);  // the server writes nothing more on stdout
     const std::string prefix = "listening on ";
+    const bool unix_socket = listen.rfind("unix:", 0) == 0;
     const size_t colon = first.rfind(':');
+    if (!first.empty() && first.back() == '\n') first.pop_back();
     if (first.rfind(prefix, 0) != 0 || colon == std::string::npos ||
-        !absl::SimpleAtoi(first.substr(colon + 1), &port_)) {
+        (!unix_socket && !absl::SimpleAtoi(first.substr(colon + 1), &port_))) {
       Kill(SIGKILL);
       return absl::InternalError(absl::StrCat("tqdb-server did not start: '", first,
                                               "' (log: ", log_path, ")"));
     }
+    target_ = first.substr(prefix.size());
     return absl::OkStatus();
   }
 
+  // The bound TCP port (0 on a Unix socket).
   int port() const { return port_; }
-  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+  // The address clients connect to: "HOST:PORT" or "unix:PATH".
+  std::string target() const { return target_; }
 
   // Sends `signal` and reaps the process; returns its wait status (-1 if
   // none was running).
@@ -87,6 +93,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string target_;
 };
 
 }  // namespace tqdb::client

@@ -4,8 +4,8 @@
 //               [--auth-token-file FILE] [--tls-cert PEM --tls-key PEM]
 //               [--shutdown-grace-s N] [--sync every|periodic|none]
 //
-// Prints "listening on HOST:PORT" on stdout once it serves (the real port
-// when --listen asks for port 0). SIGTERM or SIGINT shut it down gracefully:
+// Prints "listening on HOST:PORT" (or "listening on unix:PATH") on stdout
+// once it serves (the real port when --listen asks for port 0). SIGTERM or SIGINT shut it down gracefully:
 // new calls get UNAVAILABLE, calls in flight get the grace period to finish
 // (gRPC also waits that long for connected idle clients to go away), then
 // the store closes. One log line per call goes to stderr.
@@ -31,7 +31,8 @@ constexpr char kUsage[] =
     "                   [--auth-token-file FILE] [--tls-cert PEM --tls-key PEM]\n"
     "                   [--shutdown-grace-s N] [--sync every|periodic|none]\n"
     "  --data-dir         store directory, created if missing (default ./tqdb-data)\n"
-    "  --listen           address to serve; port 0 picks one (default 127.0.0.1:50051)\n"
+    "  --listen           address to serve: HOST:PORT (port 0 picks one) or unix:PATH\n"
+    "                     (default 127.0.0.1:50051)\n"
     "  --max-message-mb   largest message in MiB (default 64)\n"
     "  --auth-token-file  file holding the bearer token clients must send\n"
     "  --tls-cert/--tls-key  PEM certificate chain and key: serve TLS\n"

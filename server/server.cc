@@ -25,7 +25,10 @@ namespace tqdb::server {
 namespace {
 
 // The host part of host:port ("[::1]:50051" -> "[::1]").
+// The host part of a listen address; a Unix socket ("unix:PATH") is its own
+// host and has no port.
 std::string HostOf(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:")) return listen;
   const size_t colon = listen.rfind(':');
   return colon == std::string::npos ? listen : listen.substr(0, colon);
 }
@@ -119,7 +122,10 @@ Server::~Server() { Shutdown(std::chrono::seconds(10)); }
 
 int Server::port() const { return impl_->port; }
 
-std::string Server::address() const { return absl::StrCat(impl_->host, ":", impl_->port); }
+std::string Server::address() const {
+  if (absl::StartsWith(impl_->host, "unix:")) return impl_->host;
+  return absl::StrCat(impl_->host, ":", impl_->port);
+}
 
 void Server::Shutdown(std::chrono::milliseconds grace) {
   {

@@ -59,7 +59,8 @@ class Server {
 
   // The bound port (the chosen one when listening on port 0).
   int port() const;
-  // The host of `listen` and the bound port, e.g. "127.0.0.1:41913".
+  // The host of `listen` and the bound port, e.g. "127.0.0.1:41913"; for a
+  // Unix socket, `listen` itself ("unix:/run/tqdb.sock").
   std::string address() const;
 
   // Graceful shutdown: health turns NOT_SERVING, new calls fail with

@@ -655,6 +655,38 @@ TEST_P(ServerTest, SearchBatchStopsAtItsDeadline) {
   ASSERT_OK(client_->DropCollection(c));
 }
 
+// A runtime on the same machine may connect over a Unix socket: the server
+// reports the socket as its address, serves calls on it, and does not warn of
+// a network address without a token.
+TEST(ServerUnixSocketTest, ServesOnAUnixSocket) {
+  const std::string dir = NewDir("unix");
+  const std::string socket = "unix:" + dir + "/tqdb.sock";
+  ServerProcess server;
+  ASSERT_OK(server.Start(ServerBinary(), {"--data-dir", dir + "/data"}, dir + "/server.log",
+                         socket));
+  EXPECT_EQ(server.target(), socket);
+  EXPECT_EQ(server.port(), 0);
+  auto client = Connect(server, Encoding::kPacked);
+  auto healthy = client->Healthy();
+  ASSERT_OK(healthy);
+  EXPECT_TRUE(*healthy);
+  client::EmbeddingConfig config;
+  config.dim = kDim;
+  ASSERT_OK(client->CreateEmbeddingCollection("e", config));
+  const std::vector<float> x = RandomFloats(4 * kDim, 5);
+  ASSERT_OK(client->Upsert("e", std::vector<uint64_t>{1, 2, 3, 4}, x));
+  auto hits = client->Search("e", absl::MakeConstSpan(x).subspan(0, kDim), 2);
+  ASSERT_OK(hits);
+  EXPECT_EQ(hits->size(), 2u);
+  client.reset();
+  const int status = server.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::ifstream log(dir + "/server.log");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("warning"), std::string::npos) << text;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ServerAuthTest, TokenAndMessageLimit) {
   const std::string dir = NewDir("auth");
   const std::string token_file = dir + "/token";

@@ -24,9 +24,8 @@
 namespace tqdb::server {
 namespace {
 
-// The host part of host:port ("[::1]:50051" -> "[::1]").
-// The host part of a listen address; a Unix socket ("unix:PATH") is its own
-// host and has no port.
+// The host part of a listen address ("[::1]:50051" -> "[::1]"); a Unix
+// socket ("unix:PATH") is its own host and has no port.
 std::string HostOf(const std::string& listen) {
   if (absl::StartsWith(listen, "unix:")) return listen;
   const size_t colon = listen.rfind(':');

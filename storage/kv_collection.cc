@@ -378,6 +378,7 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
     keys->resize(s.families * n * d);
     values->resize(s.families * n * d);
     const internal::ExactRows* exact = segment.exact.get();
+    std::vector<uint8_t> code;
     for (int f = 0; f < s.families; ++f) {
       for (size_t t = 0; t < n; ++t) {
         float* k_out = &(*keys)[(f * n + t) * d];
@@ -389,8 +390,11 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
         }
         const index::CodeBlocks& k = *segment.keys[f];
         const index::CodeBlocks& v = *segment.values[f];
-        k.codec().Decode(k.Code(begin + t), 1, k_out);
-        v.codec().Decode(v.Code(begin + t), 1, v_out);
+        code.resize(std::max(k.codec().code_bytes(), v.codec().code_bytes()));
+        k.CopyCode(begin + t, code.data());
+        k.codec().Decode(code.data(), 1, k_out);
+        v.CopyCode(begin + t, code.data());
+        v.codec().Decode(code.data(), 1, v_out);
       }
     }
     return absl::OkStatus();

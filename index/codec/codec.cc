@@ -170,6 +170,12 @@ void Codec::ReadScales(const uint8_t* code, float* scales) const {
   }
 }
 
+void Codec::WriteScales(const float* scales, uint8_t* code) const {
+  for (int s = 0; s < format_.NumScales(); ++s) {
+    WriteScalar(scales[s], code + static_cast<size_t>(s) * format_.ScaleBytes());
+  }
+}
+
 void Codec::UnpackIndices(const uint8_t* code, uint8_t* idx) const {
   kernels_->unpack(code + layout_.hi, n_hi_, format_.bits + 1, idx);
   kernels_->unpack(code + layout_.lo, n_lo_, format_.bits, idx + n_hi_);

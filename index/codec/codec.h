@@ -77,6 +77,9 @@ class Codec {
 
   // Stored scales of one code, as floats (NumScales() of them).
   void ReadScales(const uint8_t* code, float* scales) const;
+  // Writes NumScales() scales into a code's scale bytes: ReadScales' inverse,
+  // exact for scales that ReadScales returned.
+  void WriteScales(const float* scales, uint8_t* code) const;
   // The dim() centroid indices of a code (bits + 1 wide on the outlier prefix).
   void UnpackIndices(const uint8_t* code, uint8_t* idx) const;
   // kProd only: the code's QJL sign bits (LSB-first, QjlRows() of them), and

@@ -37,10 +37,13 @@ absl::Status Validate(const CodeBlocks& keys, const CodeBlocks& values,
   if (values.codec().format().mode != QuantMode::kMse) {
     return absl::InvalidArgumentError("value formats must be MSE formats (no QJL)");
   }
-  if (values.nibbles() == CodeBlocks::Nibbles::kNone &&
-      !AttendReadsValueCodes(values.codec().format())) {
-    return absl::InvalidArgumentError(
-        "values kept without nibbles, but their format is read from nibbles");
+  // Values are read from their codes (AttendReadsValueCodes) or else from
+  // their nibbles: the blocks must keep those.
+  const bool from_codes = AttendReadsValueCodes(values.codec().format());
+  if (values.keep() == (from_codes ? CodeBlocks::Keep::kNibbles : CodeBlocks::Keep::kCodes)) {
+    return absl::InvalidArgumentError(from_codes ? "values kept without codes, which Attend reads"
+                                                 : "values kept without nibbles, which Attend "
+                                                   "reads for this format");
   }
   if (absl::Status s = internal::ValidateQueries(queries, d); !s.ok()) return s;
   if (o.begin > o.end) return absl::InvalidArgumentError("token range has begin > end");

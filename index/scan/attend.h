@@ -67,14 +67,16 @@ struct ExactTail {
 
 // Whether Attend reads values of this format from their codes (its packed
 // path: single-scale MSE formats of 1, 2 or 4 bits) rather than from their
-// nibbles: such values may be kept as CodeBlocks::Nibbles::kNone.
+// nibbles: such values may be kept as CodeBlocks::Keep::kCodes, the others as
+// kNibbles (keys may be kept either way).
 bool AttendReadsValueCodes(const Format& value_format);
 
 // out: G × dim floats for G = queries.size() / dim queries.
 // InvalidArgument, writing nothing, if: keys and values differ in size or
 // dimension; the value format is not an MSE format (QJL values are not
-// supported); values keep no nibbles but their format needs them
-// (AttendReadsValueCodes); queries are empty, not a multiple of dim, or not finite;
+// supported); values do not keep what Attend reads of them (codes or
+// nibbles, AttendReadsValueCodes); queries are empty, not a multiple of dim,
+// or not finite;
 // a tail key or value is not finite;
 // begin > end; or no token at all takes part.
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include <sys/mman.h>
 
@@ -20,9 +21,14 @@ namespace tqdb::index {
 using internal::kBlockVectors;
 using internal::kPairCodeBytes;
 
+bool CodeBlocks::CanRebuildCodes(const Format& f) {
+  return f.mode == QuantMode::kMse && f.outlier_channels == 0 &&
+         (f.bits == 1 || f.bits == 2 || f.bits == 4);
+}
+
 absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<const Codec> codec,
                                                                std::vector<float> center,
-                                                               Nibbles nibbles) {
+                                                               Keep keep) {
   TQDB_ASSIGN_OR_RETURN(ScanLayout layout, ScanLayout::Create(codec->format()));
   if (!center.empty() && center.size() != static_cast<size_t>(codec->dim())) {
     return absl::InvalidArgumentError(absl::StrCat("center must have dim = ", codec->dim(),
@@ -31,15 +37,25 @@ absl::StatusOr<std::unique_ptr<CodeBlocks>> CodeBlocks::Create(std::shared_ptr<c
   for (float c : center) {
     if (!std::isfinite(c)) return absl::InvalidArgumentError("center is not finite");
   }
-  return std::unique_ptr<CodeBlocks>(
-      new CodeBlocks(std::move(codec), std::move(layout), std::move(center), nibbles));
+  std::unique_ptr<CodeBlocks> blocks(
+      new CodeBlocks(std::move(codec), std::move(layout), std::move(center), keep));
+  // A code is its scales, then its nibble pairs in order: nothing else to keep.
+  if (keep == Keep::kNibbles &&
+      (!CanRebuildCodes(blocks->codec().format()) || blocks->direct_offset_ == kNoDirect ||
+       blocks->codec().code_bytes() !=
+           blocks->direct_offset_ + static_cast<size_t>(blocks->layout().n_pairs()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("codes of ", blocks->codec().format().Name(),
+                     " cannot be rebuilt from nibbles; keep them (Keep::kBoth)"));
+  }
+  return blocks;
 }
 
 CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
-                       std::vector<float> center, Nibbles nibbles)
+                       std::vector<float> center, Keep keep)
     : codec_(std::move(codec)),
       layout_(std::move(layout)),
-      nibbles_(nibbles),
+      keep_(keep),
       center_(std::move(center)),
       block_nibble_bytes_(static_cast<size_t>(layout_.n_pairs()) * kPairCodeBytes),
       block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {
@@ -58,6 +74,7 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
   }
   if (direct) direct_offset_ = static_cast<size_t>(f.NumScales()) * f.ScaleBytes();
   scale_scratch_.resize(f.NumScales());
+  if (keep_ == Keep::kNibbles) open_codes_.resize(kBlockVectors * codec_->code_bytes());
 }
 
 size_t CodeBlocks::ChunkBlocks(size_t c) {
@@ -101,11 +118,9 @@ CodeBlocks::Chunk& CodeBlocks::ChunkFor(size_t i) {
     const size_t blocks = ChunkBlocks(chunks_.size());
     auto chunk = std::make_unique<Chunk>();
     chunk->blocks = blocks;
-    if (nibbles_ == Nibbles::kKept) {
-      chunk->nibbles.reset(AllocateNibbles(blocks * block_nibble_bytes_));
-    }
+    if (NibblesKept()) chunk->nibbles.reset(AllocateNibbles(blocks * block_nibble_bytes_));
     chunk->weights.reset(new float[blocks * block_weights_]);
-    chunk->codes.reset(new uint8_t[blocks * kBlockVectors * codec_->code_bytes()]);
+    if (CodesKept()) chunk->codes.reset(new uint8_t[blocks * kBlockVectors * codec_->code_bytes()]);
     chunk->sq_norms.reset(new float[blocks * kBlockVectors]);
     chunks_.push_back(std::move(chunk));
   }
@@ -147,7 +162,8 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
     size_t c, in_chunk;
     LocateVector(size_, &c, &in_chunk);
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
-    std::memcpy(&chunk.codes[in_chunk * cb], code, cb);
+    uint8_t* slot = CodeSlot(size_);
+    std::memcpy(slot, code, cb);
     codec_->ReadScales(code, scales.data());
     if (sq_norms != nullptr) {
       chunk.sq_norms[in_chunk] = sq_norms[k];
@@ -168,8 +184,8 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
       weights[f.NumScales() * kBlockVectors + lane] = codec_->QjlWeight(code);
     }
     // A full block's nibbles are written once, from its 32 codes.
-    if (lane == kBlockVectors - 1 && nibbles_ == Nibbles::kKept) {
-      FillNibbles(&chunk.codes[(in_chunk + 1 - kBlockVectors) * cb], kBlockVectors,
+    if (lane == kBlockVectors - 1 && NibblesKept()) {
+      FillNibbles(slot - (kBlockVectors - 1) * cb, kBlockVectors,
                   &chunk.nibbles[block * block_nibble_bytes_]);
     }
   }
@@ -204,7 +220,7 @@ void CodeBlocks::FillNibbles(const uint8_t* codes, size_t count, uint8_t* nibble
 }
 
 const uint8_t* CodeBlocks::OpenBlockNibbles(std::vector<uint8_t>* scratch) const {
-  assert(size_ % kBlockVectors != 0 && nibbles_ == Nibbles::kKept);
+  assert(size_ % kBlockVectors != 0 && NibblesKept());
   const size_t block = size_ / kBlockVectors;
   scratch->resize(block_nibble_bytes_);
   FillNibbles(Code(block * kBlockVectors), size_ % kBlockVectors, scratch->data());
@@ -218,6 +234,13 @@ void CodeBlocks::Truncate(size_t n) {
     size_t in_chunk;
     LocateVector(n - 1, &kept, &in_chunk);
     ++kept;
+  }
+  // kNibbles: a cut full block is open again, and its codes are needed.
+  const size_t lanes = n % kBlockVectors;
+  if (keep_ == Keep::kNibbles && lanes != 0 && n - lanes + kBlockVectors <= size_) {
+    for (size_t lane = 0; lane < lanes; ++lane) {
+      RebuildCode(n - lanes + lane, &open_codes_[lane * codec_->code_bytes()]);
+    }
   }
   chunks_.resize(kept);
   // The cut block's freed slots get zero weights again (its nibbles are
@@ -238,9 +261,37 @@ void CodeBlocks::Truncate(size_t n) {
 }
 
 const uint8_t* CodeBlocks::Code(size_t i) const {
+  const size_t cb = codec_->code_bytes();
+  if (!CodesKept()) {
+    assert(i / kBlockVectors == size_ / kBlockVectors);
+    return &open_codes_[(i % kBlockVectors) * cb];
+  }
   size_t c, in_chunk;
   LocateVector(i, &c, &in_chunk);
-  return &chunks_[c]->codes[in_chunk * codec_->code_bytes()];
+  return &chunks_[c]->codes[in_chunk * cb];
+}
+
+uint8_t* CodeBlocks::CodeSlot(size_t i) {
+  return const_cast<uint8_t*>(std::as_const(*this).Code(i));
+}
+
+void CodeBlocks::CopyCode(size_t i, uint8_t* out) const {
+  if (CodesKept() || i / kBlockVectors == size_ / kBlockVectors) {
+    std::memcpy(out, Code(i), codec_->code_bytes());
+  } else {
+    RebuildCode(i, out);
+  }
+}
+
+void CodeBlocks::RebuildCode(size_t i, uint8_t* out) const {
+  const size_t block = i / kBlockVectors, lane = i % kBlockVectors;
+  const float* w = BlockWeights(block);
+  thread_local std::vector<float> scales;  // const: readers rebuild concurrently
+  scales.resize(scale_scratch_.size());
+  for (size_t k = 0; k < scales.size(); ++k) scales[k] = w[k * kBlockVectors + lane];
+  codec_->WriteScales(scales.data(), out);
+  const uint8_t* nib = FullBlockNibbles(block);
+  for (int p = 0; p < layout_.n_pairs(); ++p) out[direct_offset_ + p] = nib[p * kPairCodeBytes + lane];
 }
 
 float CodeBlocks::SquaredNorm(size_t i) const {
@@ -250,11 +301,12 @@ float CodeBlocks::SquaredNorm(size_t i) const {
 }
 
 size_t CodeBlocks::MemoryBytes() const {
-  const size_t nibble_bytes = nibbles_ == Nibbles::kKept ? block_nibble_bytes_ : 0;
-  size_t bytes = 0;
+  const size_t nibble_bytes = NibblesKept() ? block_nibble_bytes_ : 0;
+  const size_t code_bytes = CodesKept() ? codec_->code_bytes() : 0;
+  size_t bytes = open_codes_.size();
   for (const auto& c : chunks_) {
     bytes += c->blocks * (nibble_bytes + block_weights_ * sizeof(float) +
-                          kBlockVectors * (codec_->code_bytes() + sizeof(float)));
+                          kBlockVectors * (code_bytes + sizeof(float)));
   }
   return bytes;
 }

@@ -17,7 +17,8 @@
 //                                  scales, then the QJL factor)
 // and per vector, its original code bytes (for decoding and reranking) and
 // its squared norm (for L2: exact when appended as floats; from the stored
-// norm, or the decoded vector, when appended as codes). Slots
+// norm, or the decoded vector, when appended as codes). A set may keep only
+// the nibbles or only the codes (Keep, below). Slots
 // of a partly filled last block hold zero weights. A block's nibbles are
 // written once, when its 32nd vector arrives: appending one vector then
 // touches a few cache lines (its code, norm and weights), not one per pair,
@@ -57,19 +58,27 @@ class CodeBlocks {
  public:
   static constexpr size_t kBlocksPerChunk = 1024;  // the largest chunk: 32,768 vectors
 
-  // Whether blocks keep the nibble layout. kNone keeps codes, weights and
-  // norms only: for a set that is decoded but never fast-scanned (a KV
-  // store's values when Attend reads their codes, attend.h's
-  // AttendReadsValueCodes), at about half the memory. The nibble accessors
-  // (BlockNibbles, FullBlockNibbles, FullBlocksFrom's nibbles) then REQUIRE
-  // nibbles() == kKept.
-  enum class Nibbles { kKept, kNone };
+  // What the blocks keep besides weights and norms:
+  //   kBoth     the nibble layout and every code (scans, decoding, reranking);
+  //   kCodes    codes only, for a set that is decoded but never fast-scanned
+  //             (a KV store's values when Attend reads their codes, attend.h's
+  //             AttendReadsValueCodes): the nibble accessors (BlockNibbles,
+  //             FullBlockNibbles, FullBlocksFrom) then must not be called;
+  //   kNibbles  the nibble layout, and codes only for the open block: a full
+  //             block's codes are rebuilt from its nibbles and weights on
+  //             demand (CopyCode), which formats whose index bytes are their
+  //             nibble pairs allow (CanRebuildCodes: tq1/tq2/tq4 MSE without
+  //             outliers). Code() then only serves the open block.
+  // kCodes and kNibbles each take about half of kBoth's memory.
+  enum class Keep { kBoth, kCodes, kNibbles };
+  static bool CanRebuildCodes(const Format& format);
 
   // Every format has a layout (scan_layout.h). InvalidArgument if `center` is
-  // neither empty nor dim finite floats.
+  // neither empty nor dim finite floats, or `keep` is kNibbles for a format
+  // that cannot rebuild its codes.
   static absl::StatusOr<std::unique_ptr<CodeBlocks>> Create(std::shared_ptr<const Codec> codec,
                                                             std::vector<float> center = {},
-                                                            Nibbles nibbles = Nibbles::kKept);
+                                                            Keep keep = Keep::kBoth);
 
   // Appends n vectors (n·dim floats), minus the center: InvalidArgument,
   // appending nothing, if any value is not finite.
@@ -106,7 +115,11 @@ class CodeBlocks {
   FullBlockRun FullBlocksFrom(size_t block) const;
   // REQUIRES: block < num_blocks(), i < size().
   const float* BlockWeights(size_t block) const;
+  // Vector i's code bytes, in place. REQUIRES also: keep() != kNibbles, or i
+  // in the open block.
   const uint8_t* Code(size_t i) const;
+  // Vector i's code bytes (code_bytes) into out, whatever keep() is.
+  void CopyCode(size_t i, uint8_t* out) const;
   // ‖x − μ‖² of vector i (‖x‖² without a center).
   float SquaredNorm(size_t i) const;
   // Those of block `block`'s vectors, consecutive; defined for the vectors
@@ -117,9 +130,9 @@ class CodeBlocks {
 
   const Codec& codec() const { return *codec_; }
   const ScanLayout& layout() const { return layout_; }
-  Nibbles nibbles() const { return nibbles_; }
-  // Bytes held: nibbles (if kept), weights, codes and norms of every
-  // allocated chunk.
+  Keep keep() const { return keep_; }
+  // Bytes held: the nibbles and codes kept, weights and norms of every
+  // allocated chunk, and the open block's codes.
   size_t MemoryBytes() const;
 
  private:
@@ -132,7 +145,7 @@ class CodeBlocks {
   struct Chunk {
     std::unique_ptr<uint8_t[], Free> nibbles;  // B · n_pairs · 32 (AllocateNibbles), if kept
     std::unique_ptr<float[]> weights;    // B · n_weights · 32
-    std::unique_ptr<uint8_t[]> codes;    // B · 32 · code_bytes
+    std::unique_ptr<uint8_t[]> codes;    // B · 32 · code_bytes, if kept
     std::unique_ptr<float[]> sq_norms;   // B · 32
     size_t blocks = 0;
   };
@@ -162,12 +175,22 @@ class CodeBlocks {
   // BlockNibbles of the open block. REQUIRES: size() % 32 != 0.
   const uint8_t* OpenBlockNibbles(std::vector<uint8_t>* scratch) const;
   CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout, std::vector<float> center,
-             Nibbles nibbles);
+             Keep keep);
+  bool NibblesKept() const { return keep_ != Keep::kCodes; }
+  bool CodesKept() const { return keep_ != Keep::kNibbles; }
+  // Where vector i's code is written on append and read in place: its chunk
+  // slot, or (kNibbles) the open block's buffer. REQUIRES: CodesKept() or i
+  // in the open block.
+  uint8_t* CodeSlot(size_t i);
+  // kNibbles: vector i's code from its block's nibbles and weights into out.
+  void RebuildCode(size_t i, uint8_t* out) const;
   Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk
 
   std::shared_ptr<const Codec> codec_;
   ScanLayout layout_;
-  Nibbles nibbles_;
+  Keep keep_;
+  // kNibbles: the open block's codes (32 · code_bytes).
+  std::vector<uint8_t> open_codes_;
   // For MSE formats at 1, 2 or 4 bits without outliers, the packed index
   // bytes of a code are its nibble pairs, in order: they start at this byte
   // of the code. kNoDirect otherwise.
@@ -182,7 +205,7 @@ class CodeBlocks {
 
 // Inline: the scorer calls these for every block it scans.
 inline const uint8_t* CodeBlocks::FullBlockNibbles(size_t block) const {
-  assert(nibbles_ == Nibbles::kKept);
+  assert(NibblesKept());
   size_t c, offset;
   Locate(block, &c, &offset);
   return &chunks_[c]->nibbles[offset * block_nibble_bytes_];
@@ -192,7 +215,7 @@ inline CodeBlocks::FullBlockRun CodeBlocks::FullBlocksFrom(size_t block) const {
   size_t c, offset;
   Locate(block, &c, &offset);
   const Chunk& chunk = *chunks_[c];
-  assert(nibbles_ == Nibbles::kKept);
+  assert(NibblesKept());
   return {&chunk.nibbles[offset * block_nibble_bytes_], &chunk.weights[offset * block_weights_],
           std::min(chunk.blocks - offset, full_blocks() - block)};
 }

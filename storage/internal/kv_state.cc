@@ -14,7 +14,7 @@ namespace internal {
 void CopyCodes(const index::CodeBlocks& from, uint64_t n, index::CodeBlocks* to) {
   const size_t cb = from.codec().code_bytes();
   std::vector<uint8_t> codes(n * cb);
-  for (uint64_t t = 0; t < n; ++t) std::memcpy(&codes[t * cb], from.Code(t), cb);
+  for (uint64_t t = 0; t < n; ++t) from.CopyCode(t, &codes[t * cb]);
   to->AppendCodes(codes.data(), n);
 }
 

@@ -131,8 +131,11 @@ struct KvCollection::State {
   // The record bytes of token t of a loaded segment, family f.
   void AppendRecord(const Segment& s, int f, size_t t, std::string* out) const {
     const int layer = f / config.num_kv_heads;
-    out->append(reinterpret_cast<const char*>(s.keys[f]->Code(t)), KeyBytes(layer));
-    out->append(reinterpret_cast<const char*>(s.values[f]->Code(t)), ValueBytes(layer));
+    const size_t at = out->size();
+    out->resize(at + KeyBytes(layer) + ValueBytes(layer));
+    uint8_t* record = reinterpret_cast<uint8_t*>(out->data() + at);
+    s.keys[f]->CopyCode(t, record);
+    s.values[f]->CopyCode(t, record + KeyBytes(layer));
   }
 
   // Elements of one token's exact window record (exact_window.h).
@@ -147,14 +150,20 @@ struct KvCollection::State {
     }
     for (int f = 0; f < families; ++f) {
       const int layer = f / config.num_kv_heads;
-      TQDB_ASSIGN_OR_RETURN(auto k, index::CodeBlocks::Create(key_codecs[layer]));
-      // Values are only ever decoded: no nibble layout when Attend reads
-      // their codes (about half a value's memory).
-      const auto value_nibbles = index::AttendReadsValueCodes(value_codecs[layer]->format())
-                                     ? index::CodeBlocks::Nibbles::kNone
-                                     : index::CodeBlocks::Nibbles::kKept;
+      // Keys are scanned, and their codes read only to move pages and for
+      // Read: rebuilt from the nibbles where the format allows. Values are
+      // only decoded: no nibble layout when Attend reads their codes. Each
+      // about halves the memory of a key or value.
+      using Keep = index::CodeBlocks::Keep;
+      const Keep key_keep = index::CodeBlocks::CanRebuildCodes(key_codecs[layer]->format())
+                                ? Keep::kNibbles
+                                : Keep::kBoth;
+      const Keep value_keep = index::AttendReadsValueCodes(value_codecs[layer]->format())
+                                  ? Keep::kCodes
+                                  : Keep::kBoth;
+      TQDB_ASSIGN_OR_RETURN(auto k, index::CodeBlocks::Create(key_codecs[layer], {}, key_keep));
       TQDB_ASSIGN_OR_RETURN(auto v,
-                            index::CodeBlocks::Create(value_codecs[layer], {}, value_nibbles));
+                            index::CodeBlocks::Create(value_codecs[layer], {}, value_keep));
       segment->keys.push_back(std::move(k));
       segment->values.push_back(std::move(v));
     }

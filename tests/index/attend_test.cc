@@ -190,39 +190,51 @@ TEST(AttendTest, TailOnlyAndExplicitScale) {
   }
 }
 
-// Values Attend reads from their codes may be kept without nibbles: the
-// output is the same to the bit. Formats it reads from nibbles may not.
-TEST(AttendTest, ValuesWithoutNibbles) {
+// Keys may be kept without codes (Attend scans their nibbles) and values
+// without what Attend does not read of them: the output is the same to the
+// bit. Values kept without what it reads are InvalidArgument.
+TEST(AttendTest, KeepModes) {
   constexpr int d = 96;
   constexpr size_t kTokens = 300, kGroup = 4;
+  using Keep = CodeBlocks::Keep;
   const std::vector<float> kx = Gaussian(kTokens * d, 1), vx = Gaussian(kTokens * d, 2, 0.3f);
   const std::vector<float> q = Gaussian(kGroup * d, 3, 2.0f);
-  auto k = Coded("tq4", d, kx);
+  auto key_codec = *Codec::Create(*ParseFormat("tq4", d, 3));
+  auto k = *CodeBlocks::Create(key_codec);
+  auto k_nibbles = *CodeBlocks::Create(key_codec, {}, Keep::kNibbles);
+  ASSERT_OK(k->Append(kx.data(), kTokens));
+  ASSERT_OK(k_nibbles->Append(kx.data(), kTokens));
   const std::pair<const char*, bool> formats[] = {  // and whether Attend reads their codes
-      {"tq4", true},  {"tq2", true},    {"tq1", true},     {"tq4-f16", true},
+      {"tq4", true},  {"tq2", true},    {"tq1", true},     {"tq4-f16", true}, {"tq4-ls-b32", false},
       {"tq3", false}, {"tq2.5", false}, {"turbo2", false}, {"tq8", false}};
   for (auto [format, from_codes] : formats) {
     SCOPED_TRACE(format);
     auto codec = *Codec::Create(*ParseFormat(format, d, 3));
-    auto kept = *CodeBlocks::Create(codec);
-    auto none = *CodeBlocks::Create(codec, {}, CodeBlocks::Nibbles::kNone);
-    ASSERT_OK(kept->Append(vx.data(), kTokens));
-    ASSERT_OK(none->Append(vx.data(), kTokens));
     ASSERT_EQ(AttendReadsValueCodes(codec->format()), from_codes);
-    for (Isa isa : SupportedIsas()) {
-      for (auto [begin, end] : {std::pair<size_t, size_t>{0, kTokens}, {33, 290}}) {
-        const AttendOptions options{.begin = begin, .end = end, .isa = isa};
-        std::vector<float> want(kGroup * d), got(kGroup * d, 42.0f);
-        ASSERT_OK(Attend(*k, *kept, q, options, {}, want.data()));
-        const absl::Status s = Attend(*k, *none, q, options, {}, got.data());
-        if (!from_codes) {
-          EXPECT_STATUS_CODE(s, absl::StatusCode::kInvalidArgument);
-          for (float o : got) ASSERT_EQ(o, 42.0f);
-          continue;
+    auto both = *CodeBlocks::Create(codec);
+    ASSERT_OK(both->Append(vx.data(), kTokens));
+    for (Keep keep : {Keep::kCodes, Keep::kNibbles}) {
+      auto created = CodeBlocks::Create(codec, {}, keep);
+      if (!created.ok()) continue;  // a format that cannot rebuild its codes
+      CodeBlocks& v = **created;
+      ASSERT_OK(v.Append(vx.data(), kTokens));
+      const bool reads_kept = from_codes ? keep == Keep::kCodes : keep == Keep::kNibbles;
+      for (Isa isa : SupportedIsas()) {
+        for (auto [begin, end] : {std::pair<size_t, size_t>{0, kTokens}, {33, 290}}) {
+          const AttendOptions options{.begin = begin, .end = end, .isa = isa};
+          std::vector<float> want(kGroup * d), got(kGroup * d, 42.0f);
+          ASSERT_OK(Attend(*k, *both, q, options, {}, want.data()));
+          const absl::Status s = Attend(*k_nibbles, v, q, options, {}, got.data());
+          if (!reads_kept) {
+            EXPECT_STATUS_CODE(s, absl::StatusCode::kInvalidArgument);
+            for (float o : got) ASSERT_EQ(o, 42.0f);
+            continue;
+          }
+          ASSERT_OK(s);
+          ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+              << IsaName(isa) << " keep " << static_cast<int>(keep) << " range " << begin << "-"
+              << end;
         }
-        ASSERT_OK(s);
-        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
-            << IsaName(isa) << " range " << begin << "-" << end;
       }
     }
   }

@@ -428,51 +428,82 @@ TEST(CodeBlocksTest, FullBlockRunsAgreeWithTheBlockAccessors) {
   EXPECT_EQ(covered, blocks->full_blocks());
 }
 
-// Without nibbles a set holds the same codes, weights and norms, in the
-// memory of the rest alone.
-TEST(CodeBlocksTest, WithoutNibblesKeepsEverythingElse) {
+// Each way of keeping blocks holds the same codes (CopyCode), weights, norms
+// and, where kept, nibbles, in the memory of what it keeps.
+TEST(CodeBlocksTest, KeepModesHoldTheSameVectors) {
   constexpr int d = 64;
-  for (const char* format : {"tq4", "tq2", "tq3"}) {
+  using Keep = CodeBlocks::Keep;
+  for (const char* format : {"tq4", "tq2", "tq1", "tq4-f16", "tq4-ls-b32", "tq3", "tq4p"}) {
     SCOPED_TRACE(format);
     auto codec = *Codec::Create(*ParseFormat(format, d, 5));
+    const size_t cb = codec->code_bytes();
     const std::vector<float> x = Gaussian(1100 * d, 6);  // two chunks and an open block
-    auto kept = *CodeBlocks::Create(codec);
-    auto none = *CodeBlocks::Create(codec, {}, CodeBlocks::Nibbles::kNone);
-    EXPECT_EQ(kept->nibbles(), CodeBlocks::Nibbles::kKept);
-    EXPECT_EQ(none->nibbles(), CodeBlocks::Nibbles::kNone);
-    ASSERT_OK(kept->Append(x.data(), 1100));
-    ASSERT_OK(none->Append(x.data(), 1100));
-    ASSERT_EQ(none->size(), kept->size());
-    const size_t weights = kept->layout().n_weights() * kBlockVectors;
-    for (size_t b = 0; b < kept->num_blocks(); ++b) {
-      ASSERT_EQ(0, std::memcmp(none->BlockWeights(b), kept->BlockWeights(b),
-                               weights * sizeof(float)));
+    std::vector<uint8_t> codes(1100 * cb);
+    ASSERT_OK(codec->Encode(x.data(), 1100, codes.data()));
+    auto both = *CodeBlocks::Create(codec);
+    both->AppendCodes(codes.data(), 1100);
+    EXPECT_EQ(both->keep(), Keep::kBoth);
+    const bool rebuildable = CodeBlocks::CanRebuildCodes(codec->format());
+    EXPECT_EQ(rebuildable, std::string(format) != "tq3" && std::string(format) != "tq4p");
+    for (Keep keep : {Keep::kCodes, Keep::kNibbles}) {
+      auto created = CodeBlocks::Create(codec, {}, keep);
+      if (keep == Keep::kNibbles && !rebuildable) {
+        EXPECT_STATUS_CODE(created.status(), absl::StatusCode::kInvalidArgument);
+        continue;
+      }
+      ASSERT_OK(created);
+      CodeBlocks& other = **created;
+      EXPECT_EQ(other.keep(), keep);
+      // One at a time, as a store appends.
+      std::vector<uint8_t> code(cb), want(cb);
+      for (size_t i = 0; i < 1100; ++i) other.AppendCodes(&codes[i * cb], 1);
+      ASSERT_EQ(other.size(), both->size());
+      const size_t weights = both->layout().n_weights() * kBlockVectors;
+      const size_t nibble_bytes = both->layout().n_pairs() * kPairCodeBytes;
+      std::vector<uint8_t> scratch_o, scratch_b;
+      for (size_t b = 0; b < both->num_blocks(); ++b) {
+        ASSERT_EQ(0, std::memcmp(other.BlockWeights(b), both->BlockWeights(b),
+                                 weights * sizeof(float)));
+        if (keep == Keep::kNibbles) {
+          ASSERT_EQ(0, std::memcmp(other.BlockNibbles(b, &scratch_o),
+                                   both->BlockNibbles(b, &scratch_b), nibble_bytes));
+        }
+      }
+      for (size_t i = 0; i < both->size(); ++i) {
+        other.CopyCode(i, code.data());
+        both->CopyCode(i, want.data());
+        ASSERT_EQ(0, std::memcmp(code.data(), want.data(), cb)) << i;
+        ASSERT_EQ(0, std::memcmp(want.data(), both->Code(i), cb)) << i;
+        ASSERT_EQ(other.SquaredNorm(i), both->SquaredNorm(i)) << i;
+      }
+      // 1100 vectors allocate chunks of 1, 2, …, 32 blocks: 63 blocks.
+      const size_t dropped = keep == Keep::kCodes ? 63 * nibble_bytes
+                                                  : 63 * kBlockVectors * cb - kBlockVectors * cb;
+      EXPECT_EQ(both->MemoryBytes() - other.MemoryBytes(), dropped);
     }
-    for (size_t i = 0; i < kept->size(); ++i) {
-      ASSERT_EQ(0, std::memcmp(none->Code(i), kept->Code(i), codec->code_bytes())) << i;
-      ASSERT_EQ(none->SquaredNorm(i), kept->SquaredNorm(i)) << i;
-    }
-    // 1100 vectors allocate chunks of 1, 2, …, 32 blocks: 63 blocks' nibbles.
-    const size_t nibble_bytes = kept->layout().n_pairs() * kPairCodeBytes;
-    EXPECT_EQ(kept->MemoryBytes() - none->MemoryBytes(), 63 * nibble_bytes);
   }
 }
 
 TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
   constexpr int d = 64;
-  for (const char* format : {"tq4", "tq2", "tq4p", "tq7"}) {
-    SCOPED_TRACE(format);
+  using Keep = CodeBlocks::Keep;
+  for (auto [format, keep] : {std::pair{"tq4", Keep::kBoth}, std::pair{"tq2", Keep::kBoth},
+                              std::pair{"tq4p", Keep::kBoth}, std::pair{"tq7", Keep::kBoth},
+                              std::pair{"tq4", Keep::kNibbles}, std::pair{"tq2", Keep::kNibbles},
+                              std::pair{"tq4", Keep::kCodes}}) {
+    SCOPED_TRACE(::testing::Message() << format << " keep " << static_cast<int>(keep));
     auto codec = *Codec::Create(*ParseFormat(format, d, 5));
     const std::vector<float> x = Gaussian(1100 * d, 6), y = Gaussian(50 * d, 7);
-    // 1100 vectors span two chunks; keep 40, then append 50 others.
-    auto truncated = *CodeBlocks::Create(codec);
+    // 1100 vectors span two chunks; keep 40 (cutting a full block: with
+    // kNibbles its codes are rebuilt), then append 50 others.
+    auto truncated = *CodeBlocks::Create(codec, {}, keep);
     ASSERT_OK(truncated->Append(x.data(), 1100));
     truncated->Truncate(2000);  // beyond the end: nothing happens
     EXPECT_EQ(truncated->size(), 1100u);
     truncated->Truncate(40);
     EXPECT_EQ(truncated->size(), 40u);
     ASSERT_OK(truncated->Append(y.data(), 50));
-    auto built = *CodeBlocks::Create(codec);
+    auto built = *CodeBlocks::Create(codec, {}, keep);
     ASSERT_OK(built->Append(x.data(), 40));
     ASSERT_OK(built->Append(y.data(), 50));
     ASSERT_EQ(truncated->size(), built->size());
@@ -481,13 +512,18 @@ TEST(CodeBlocksTest, TruncateThenAppendEqualsBuildingTheResult) {
     const size_t weights = truncated->layout().n_weights() * kBlockVectors;
     std::vector<uint8_t> scratch_t, scratch_b;
     for (size_t b = 0; b < built->num_blocks(); ++b) {  // freed slots are zero again
-      ASSERT_EQ(0, std::memcmp(truncated->BlockNibbles(b, &scratch_t),
-                               built->BlockNibbles(b, &scratch_b), nibble_bytes));
+      if (keep != Keep::kCodes) {
+        ASSERT_EQ(0, std::memcmp(truncated->BlockNibbles(b, &scratch_t),
+                                 built->BlockNibbles(b, &scratch_b), nibble_bytes));
+      }
       ASSERT_EQ(0, std::memcmp(truncated->BlockWeights(b), built->BlockWeights(b),
                                weights * sizeof(float)));
     }
+    std::vector<uint8_t> code_t(codec->code_bytes()), code_b(codec->code_bytes());
     for (size_t i = 0; i < built->size(); ++i) {
-      ASSERT_EQ(0, std::memcmp(truncated->Code(i), built->Code(i), codec->code_bytes()));
+      truncated->CopyCode(i, code_t.data());
+      built->CopyCode(i, code_b.data());
+      ASSERT_EQ(0, std::memcmp(code_t.data(), code_b.data(), code_t.size())) << i;
       ASSERT_EQ(truncated->SquaredNorm(i), built->SquaredNorm(i));
     }
   }

@@ -76,7 +76,6 @@ inline void Prefetch(const void* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i);
 }
 
-
 // Rows n × d of the rotated-domain values s·c[idx] of lanes [lane0, lane0 + n)
 // of value block `block`, from its nibbles (any MSE format).
 void DecodeRows(const CodeBlocks& values, size_t block, size_t lane0, size_t n, float* rows,

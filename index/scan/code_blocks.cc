@@ -61,8 +61,7 @@ CodeBlocks::CodeBlocks(std::shared_ptr<const Codec> codec, ScanLayout layout,
       block_weights_(static_cast<size_t>(layout_.n_weights()) * kBlockVectors) {
   const Format& f = codec_->format();
   const int per = f.bits == 0 ? 0 : 4 / f.bits;
-  bool direct = f.mode == QuantMode::kMse && f.outlier_channels == 0 &&
-                (f.bits == 1 || f.bits == 2 || f.bits == 4);
+  bool direct = CanRebuildCodes(f);
   const auto& groups = layout_.groups();
   for (size_t g = 0; direct && g < groups.size(); ++g) {
     const ScanLayout::Group& group = groups[g];
@@ -291,7 +290,9 @@ void CodeBlocks::RebuildCode(size_t i, uint8_t* out) const {
   for (size_t k = 0; k < scales.size(); ++k) scales[k] = w[k * kBlockVectors + lane];
   codec_->WriteScales(scales.data(), out);
   const uint8_t* nib = FullBlockNibbles(block);
-  for (int p = 0; p < layout_.n_pairs(); ++p) out[direct_offset_ + p] = nib[p * kPairCodeBytes + lane];
+  for (int p = 0; p < layout_.n_pairs(); ++p) {
+    out[direct_offset_ + p] = nib[p * kPairCodeBytes + lane];
+  }
 }
 
 float CodeBlocks::SquaredNorm(size_t i) const {

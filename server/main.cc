@@ -5,10 +5,10 @@
 //               [--shutdown-grace-s N] [--sync every|periodic|none]
 //
 // Prints "listening on HOST:PORT" (or "listening on unix:PATH") on stdout
-// once it serves (the real port when --listen asks for port 0). SIGTERM or SIGINT shut it down gracefully:
-// new calls get UNAVAILABLE, calls in flight get the grace period to finish
-// (gRPC also waits that long for connected idle clients to go away), then
-// the store closes. One log line per call goes to stderr.
+// once it serves (the real port when --listen asks for port 0). SIGTERM or
+// SIGINT shut it down gracefully: new calls get UNAVAILABLE, calls in flight
+// get the grace period to finish (gRPC also waits that long for connected
+// idle clients to go away), then the store closes. One log line per call goes to stderr.
 #include <malloc.h>
 
 #include <csignal>

@@ -127,11 +127,11 @@ void WideBlockLogits(const internal::FastScanKernels& kernels, const uint8_t* co
 
 }  // namespace
 
-// Single-scale MSE value formats of 1, 2 or 4 bits take the packed fast path
+// Single-scale formats whose index bytes are packed 1-, 2- or 4-bit fields
+// (the formats whose codes CodeBlocks can rebuild) take the packed fast path
 // (internal/attend_kernels.h); the rest decode blocks to rows.
 bool AttendReadsValueCodes(const Format& f) {
-  return f.mode == QuantMode::kMse && f.outlier_channels == 0 && f.NumScales() == 1 &&
-         (f.bits == 1 || f.bits == 2 || f.bits == 4);
+  return CodeBlocks::CanRebuildCodes(f) && f.NumScales() == 1;
 }
 
 absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,

@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <utility>
 
 #include <sys/mman.h>
 
@@ -161,7 +160,8 @@ void CodeBlocks::AppendCodes(const uint8_t* codes, size_t n, const float* sq_nor
     size_t c, in_chunk;
     LocateVector(size_, &c, &in_chunk);
     const size_t block = in_chunk / kBlockVectors, lane = in_chunk % kBlockVectors;
-    uint8_t* slot = CodeSlot(size_);
+    // kNibbles keeps only the open block's codes, lane by lane.
+    uint8_t* slot = CodesKept() ? &chunk.codes[in_chunk * cb] : &open_codes_[lane * cb];
     std::memcpy(slot, code, cb);
     codec_->ReadScales(code, scales.data());
     if (sq_norms != nullptr) {
@@ -268,10 +268,6 @@ const uint8_t* CodeBlocks::Code(size_t i) const {
   size_t c, in_chunk;
   LocateVector(i, &c, &in_chunk);
   return &chunks_[c]->codes[in_chunk * cb];
-}
-
-uint8_t* CodeBlocks::CodeSlot(size_t i) {
-  return const_cast<uint8_t*>(std::as_const(*this).Code(i));
 }
 
 void CodeBlocks::CopyCode(size_t i, uint8_t* out) const {

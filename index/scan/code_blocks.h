@@ -178,10 +178,6 @@ class CodeBlocks {
              Keep keep);
   bool NibblesKept() const { return keep_ != Keep::kCodes; }
   bool CodesKept() const { return keep_ != Keep::kNibbles; }
-  // Where vector i's code is written on append and read in place: its chunk
-  // slot, or (kNibbles) the open block's buffer. REQUIRES: CodesKept() or i
-  // in the open block.
-  uint8_t* CodeSlot(size_t i);
   // kNibbles: vector i's code from its block's nibbles and weights into out.
   void RebuildCode(size_t i, uint8_t* out) const;
   Chunk& ChunkFor(size_t i);  // allocates up to vector i's chunk

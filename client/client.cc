@@ -4,10 +4,12 @@
 #include <cstring>
 #include <utility>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/fp16.h"
+#include "client/internal/tensor_reader.h"
 #include "common/status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tqdb/v1/tqdb.grpc.pb.h"
@@ -55,31 +57,7 @@ void SetBytes(DType dtype, absl::Span<const uint8_t> bytes, pb::Tensor* out) {
 // f16/bf16 bytes when asked to).
 absl::StatusOr<std::vector<float>> ToFloats(const pb::Tensor& t) {
   if (t.data().empty()) return std::vector<float>(t.values().begin(), t.values().end());
-  const bool half = t.dtype() == pb::DTYPE_F16 || t.dtype() == pb::DTYPE_BF16;
-  const size_t width = half ? 2 : sizeof(float);
-  if ((!half && t.dtype() != pb::DTYPE_F32) || t.data().size() % width != 0) {
-    return absl::InternalError("the server sent a tensor that is not f32, f16 or bf16");
-  }
-  std::vector<float> out(t.data().size() / width);
-  const char* data = t.data().data();
-  if (t.dtype() == pb::DTYPE_F16) {  // one loop per type, so each vectorizes
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      out[i] = HalfToFloat(h);
-    }
-    return out;
-  }
-  if (t.dtype() == pb::DTYPE_BF16) {
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      out[i] = Bf16ToFloat(h);
-    }
-    return out;
-  }
-  std::memcpy(out.data(), t.data().data(), t.data().size());
-  return out;
+  return internal::DataToFloats(t.dtype(), t.data().data(), t.data().size());
 }
 
 KvConfig FromProto(const pb::KvConfig& c) {
@@ -167,6 +145,28 @@ struct Client::Impl {
                      const Req& req, Resp* resp) const {
     auto ctx = Context();
     return FromGrpc((stub->*method)(ctx.get(), req, resp));
+  }
+
+  // Runs the unary call `method` ("/tqdb.v1.Kv/Score") and leaves its
+  // response as gRPC received it, for a reader that skips protobuf's parse.
+  template <typename Req>
+  absl::Status RawUnary(const std::string& method, const Req& req, grpc::ByteBuffer* resp) const {
+    grpc::TemplatedGenericStub<Req, grpc::ByteBuffer> stub(channel);
+    auto ctx = Context();
+    grpc::CompletionQueue cq;
+    auto call = stub.PrepareUnaryCall(ctx.get(), method, req, &cq);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(resp, &status, &status);
+    void* tag = nullptr;
+    bool ok = false;
+    // Finish's tag always comes back (ok or not), with `status` set.
+    const bool got = cq.Next(&tag, &ok);
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+    if (!got) return absl::InternalError("the completion queue shut down during " + method);
+    return FromGrpc(status);
   }
 };
 
@@ -399,9 +399,13 @@ absl::StatusOr<std::vector<float>> Client::Score(const std::string& collection, 
                                                  const RangeOptions& options) {
   pb::ScoreRequest req;
   FillRangeRequest(collection, seq, layer, queries, options, impl_->options.encoding, &req);
-  pb::ScoreResponse resp;
-  TQDB_RETURN_IF_ERROR(impl_->Unary(impl_->kv.get(), &pb::Kv::Stub::Score, req, &resp));
-  return ToFloats(resp.logits());
+  // Megabytes of logits: read off the received slices (one copy) rather
+  // than parsed into a ScoreResponse and copied out of it.
+  static const std::string kMethod = absl::StrCat("/", pb::Kv::service_full_name(), "/Score");
+  grpc::ByteBuffer resp;
+  TQDB_RETURN_IF_ERROR(impl_->RawUnary(kMethod, req, &resp));
+  grpc::ProtoBufferReader reader(&resp);
+  return internal::ReadTensorFloats(&reader, pb::ScoreResponse::kLogitsFieldNumber);
 }
 
 absl::StatusOr<std::vector<float>> Client::Attend(const std::string& collection, uint64_t seq,

@@ -33,7 +33,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-Call::Call(grpc::ServerContext* ctx, const TokenAuth& auth, absl::string_view method,
+Call::Call(grpc::ServerContextBase* ctx, const TokenAuth& auth, absl::string_view method,
            absl::string_view collection)
     : ctx_(ctx),
       auth_(auth),

@@ -36,7 +36,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 class Call {
  public:
-  Call(grpc::ServerContext* ctx, const TokenAuth& auth, absl::string_view method,
+  Call(grpc::ServerContextBase* ctx, const TokenAuth& auth, absl::string_view method,
        absl::string_view collection);
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
@@ -71,7 +71,7 @@ class Call {
   static absl::Status Unauthenticated();
   grpc::Status Finish(const absl::Status& status);
 
-  grpc::ServerContext* ctx_;
+  grpc::ServerContextBase* ctx_;
   const TokenAuth& auth_;
   absl::string_view method_;
   std::string collection_;

@@ -15,6 +15,10 @@
 namespace tqdb::server::internal {
 namespace {
 
+// Threads that run Score calls. With two cores, more concurrent scans only
+// share them; a few keep short calls from waiting behind a long one.
+constexpr int kScoreWorkers = 8;
+
 namespace pb = ::tqdb::v1;
 
 // Bytes of Read's chunks when the request leaves chunk_tokens 0.
@@ -72,6 +76,9 @@ absl::Status CheckScale(float scale) {
 
 }  // namespace
 
+KvService::KvService(storage::Store* store, const TokenAuth* auth)
+    : store_(store), auth_(auth), workers_(kScoreWorkers) {}
+
 grpc::Status KvService::CreateSequence(grpc::ServerContext* ctx,
                                        const pb::CreateSequenceRequest* req,
                                        pb::CreateSequenceResponse* /*resp*/) {
@@ -125,10 +132,23 @@ grpc::Status KvService::AppendStream(grpc::ServerContext* ctx,
   });
 }
 
-grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* req,
-                              pb::ScoreResponse* resp) {
+grpc::ServerUnaryReactor* KvService::Score(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // gRPC keeps ctx, req and resp until the reactor is finished.
+  workers_.Schedule([this, ctx, req, resp, reactor] { reactor->Finish(ScoreNow(ctx, *req, resp)); });
+  return reactor;
+}
+
+grpc::Status KvService::ScoreNow(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer& raw,
+                                 grpc::ByteBuffer* resp) {
+  pb::ScoreRequest parsed;
+  grpc::ByteBuffer copy = raw;  // shares the slices; Deserialize consumes its buffer
+  const bool valid = grpc::SerializationTraits<pb::ScoreRequest>::Deserialize(&copy, &parsed).ok();
+  const pb::ScoreRequest* req = &parsed;
   Call call(ctx, *auth_, "Kv/Score", req->collection());
   return call.Run([&]() -> absl::Status {
+    if (!valid) return absl::InvalidArgumentError("the request is not a tqdb.v1.ScoreRequest");
     TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));
     bool packed = false;
     int64_t heads = 0;
@@ -141,8 +161,8 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     options.end = req->has_end() ? req->end() : storage::kToEnd;
     options.cancelled = call.Cancelled();
     TQDB_RETURN_IF_ERROR(call.CheckCancelled());
-    // The logits are written straight into the response.
-    ResultWriter logits(form, resp->mutable_logits());
+    // The logits are written straight into the buffer gRPC sends.
+    ResultWriter logits(form);
     absl::StatusOr<uint64_t> scored = kv->ScoreInto(
         req->sequence_id(), req->layer(), queries,
         [&](uint64_t tokens) { return logits.Floats(static_cast<size_t>(heads) * tokens); },
@@ -151,9 +171,11 @@ grpc::Status KvService::Score(grpc::ServerContext* ctx, const pb::ScoreRequest* 
     TQDB_RETURN_IF_ERROR(scored.status());
     const auto n = static_cast<int64_t>(*scored);
     call.set_items(static_cast<uint64_t>(heads));
-    logits.Finish({heads, n});
-    resp->set_begin(req->begin());
-    resp->set_end(req->begin() + static_cast<uint64_t>(n));
+    pb::ScoreResponse rest;
+    rest.set_begin(req->begin());
+    rest.set_end(req->begin() + static_cast<uint64_t>(n));
+    const int64_t shape[] = {heads, n};
+    *resp = logits.Finish(rest, pb::ScoreResponse::kLogitsFieldNumber, shape);
     return absl::OkStatus();
   });
 }

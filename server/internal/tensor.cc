@@ -6,6 +6,10 @@
 #include <string>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <grpcpp/support/slice.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/dtype.h"
@@ -23,6 +27,9 @@ std::string ShapeString(absl::Span<const Dim> dims) {
   }
   return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
 }
+
+// The wire tag of a length-delimited field (wire type 2).
+uint32_t LengthDelimitedTag(int field) { return (static_cast<uint32_t>(field) << 3) | 2u; }
 
 float ElementAt(const TensorView& view, size_t i) {
   return view.packed ? storage::ElementAt(view.bytes.data(), view.dtype, i) : view.floats[i];
@@ -182,44 +189,70 @@ absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType re
   return ResultForm{true, *dtype};
 }
 
-ResultWriter::ResultWriter(ResultForm form, tqdb::v1::Tensor* out) : form_(form), out_(out) {
-  out_->Clear();
-}
-
 float* ResultWriter::Floats(size_t n) {
   n_ = n;
-  if (!form_.packed) {
-    out_->mutable_values()->Resize(static_cast<int>(n), 0.0f);
-    return out_->mutable_values()->mutable_data();
-  }
-  if (form_.dtype == storage::DType::kF32) {
-    // Floats in the bytes field's own (heap, suitably aligned) storage.
-    std::string* data = out_->mutable_data();
-    data->resize(n * sizeof(float));
-    return reinterpret_cast<float*>(data->data());
-  }
-  scratch_.reset(new float[n]);
-  return scratch_.get();
+  floats_.reset(new float[n]);
+  return floats_.get();
 }
 
-void ResultWriter::Finish(std::vector<int64_t> shape) {
+grpc::ByteBuffer ResultWriter::Finish(const google::protobuf::MessageLite& rest, int field,
+                                      absl::Span<const int64_t> shape) {
+  tqdb::v1::Tensor head;
+  head.mutable_shape()->Assign(shape.begin(), shape.end());
+  int payload_field = tqdb::v1::Tensor::kValuesFieldNumber;
+  size_t payload_bytes = n_ * sizeof(float);
+  std::unique_ptr<uint8_t[]> halves;
   if (form_.packed) {
-    out_->set_dtype(ToProto(form_.dtype));
+    head.set_dtype(ToProto(form_.dtype));
+    payload_field = tqdb::v1::Tensor::kDataFieldNumber;
     if (form_.dtype != storage::DType::kF32) {
-      std::string* data = out_->mutable_data();
-      data->resize(n_ * storage::DTypeBytes(form_.dtype));
-      storage::FromFloat(scratch_.get(), n_, form_.dtype, reinterpret_cast<uint8_t*>(data->data()));
-      scratch_.reset();
+      payload_bytes = n_ * storage::DTypeBytes(form_.dtype);
+      halves.reset(new uint8_t[payload_bytes]);
+      storage::FromFloat(floats_.get(), n_, form_.dtype, halves.get());
     }
   }
-  out_->mutable_shape()->Assign(shape.begin(), shape.end());
+  // rest, then field `field` (length-delimited) holding the head and the
+  // payload field: fields may come in any order, and a message field may be
+  // split, so this is a valid encoding of the whole response.
+  using google::protobuf::io::CodedOutputStream;
+  const std::string tensor_head = head.SerializeAsString();
+  const uint32_t payload_tag = LengthDelimitedTag(payload_field);
+  const size_t tensor_bytes = tensor_head.size() + CodedOutputStream::VarintSize32(payload_tag) +
+                              CodedOutputStream::VarintSize64(payload_bytes) + payload_bytes;
+  std::string prefix = rest.SerializeAsString();
+  {
+    google::protobuf::io::StringOutputStream out(&prefix);
+    CodedOutputStream coded(&out);
+    coded.WriteTag(LengthDelimitedTag(field));
+    coded.WriteVarint64(tensor_bytes);
+    coded.WriteString(tensor_head);
+    coded.WriteTag(payload_tag);
+    coded.WriteVarint64(payload_bytes);
+  }
+  grpc::Slice slices[2] = {grpc::Slice(prefix), grpc::Slice()};
+  if (halves != nullptr) {
+    slices[1] = grpc::Slice(halves.release(), payload_bytes,
+                            [](void* p) { delete[] static_cast<uint8_t*>(p); });
+  } else {
+    slices[1] = grpc::Slice(floats_.release(), payload_bytes,
+                            [](void* p) { delete[] static_cast<float*>(p); });
+  }
+  return grpc::ByteBuffer(slices, 2);
 }
 
 void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, ResultForm form,
                 tqdb::v1::Tensor* out) {
-  ResultWriter writer(form, out);
-  std::copy(values.begin(), values.end(), writer.Floats(values.size()));
-  writer.Finish(std::move(shape));
+  out->Clear();
+  out->mutable_shape()->Assign(shape.begin(), shape.end());
+  if (!form.packed) {
+    out->mutable_values()->Assign(values.begin(), values.end());
+    return;
+  }
+  out->set_dtype(ToProto(form.dtype));
+  std::string* data = out->mutable_data();
+  data->resize(values.size() * storage::DTypeBytes(form.dtype));
+  storage::FromFloat(values.data(), values.size(), form.dtype,
+                     reinterpret_cast<uint8_t*>(data->data()));
 }
 
 void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, bool packed,

@@ -3,7 +3,7 @@
 // f16/bf16 -> f32 conversion of queries.
 //
 // Thread-safety: pure functions; a TensorView borrows its proto's storage
-// and is valid while the proto is.
+// and is valid while the proto is; a ResultWriter belongs to one thread.
 #ifndef TQDB_SERVER_INTERNAL_TENSOR_H_
 #define TQDB_SERVER_INTERNAL_TENSOR_H_
 
@@ -11,11 +11,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include <google/protobuf/message_lite.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "storage/options.h"
 #include "tqdb/v1/tqdb.pb.h"
@@ -67,22 +70,29 @@ struct ResultForm {
 // outside the DType enum.
 absl::StatusOr<ResultForm> ResultFormFor(bool queries_packed, tqdb::v1::DType result_dtype);
 
-// A response tensor written in place: Floats(n) returns room for its n
-// elements — the tensor's own storage for f32 results, else a scratch buffer
-// that Finish rounds to nearest even into the tensor's f16/bf16 bytes — so a
-// result of megabytes is written once instead of built and copied.
+// A response whose one large tensor is written in place and sent without a
+// copy. Floats(n) returns room for the tensor's n elements: for f32 results
+// (`values` or f32 `data`) the very buffer gRPC sends, else a scratch buffer
+// that Finish rounds to nearest even into f16/bf16. Finish serializes the
+// rest of the response and the tensor's head (shape, dtype and the payload's
+// tag and length) into a small slice, and hands the payload to gRPC as a
+// second slice that owns it. A protobuf response would copy the megabytes of
+// a Score result twice: into its bytes field, then into gRPC's slices.
 // Use: Floats once, fill every element, Finish once.
 class ResultWriter {
  public:
-  ResultWriter(ResultForm form, tqdb::v1::Tensor* out);
+  explicit ResultWriter(ResultForm form) : form_(form) {}
   float* Floats(size_t n);
-  void Finish(std::vector<int64_t> shape);
+  // `rest`: the response without the tensor; `field`: the tensor's field
+  // number in it. Parsed, the result equals `rest` with that field set to
+  // what FillTensor(elements, shape, form) makes.
+  grpc::ByteBuffer Finish(const google::protobuf::MessageLite& rest, int field,
+                          absl::Span<const int64_t> shape);
 
  private:
   ResultForm form_;
-  tqdb::v1::Tensor* out_;
   size_t n_ = 0;
-  std::unique_ptr<float[]> scratch_;  // f16/bf16 results
+  std::unique_ptr<float[]> floats_;
 };
 
 // Fills `out` with `values` and `shape` in `form` (f16/bf16 rounded to

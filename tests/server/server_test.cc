@@ -716,6 +716,9 @@ TEST(ServerAuthTest, TokenAndMessageLimit) {
                        absl::StatusCode::kUnauthenticated);
     EXPECT_STATUS_CODE(c->CreateSequence("e", 1), absl::StatusCode::kUnauthenticated);
     EXPECT_STATUS_CODE(c->OpenAppendStream()->Finish(), absl::StatusCode::kUnauthenticated);
+    // Score is served through the callback API: the same check.
+    EXPECT_STATUS_CODE(c->Score("e", 1, 0, std::vector<float>(kHeadDim, 1.0f)),
+                       absl::StatusCode::kUnauthenticated);
   }
   auto list = good->ListCollections();
   ASSERT_OK(list);

@@ -62,7 +62,7 @@ struct TensorParts {
 // Reads `bytes` bytes into `out`'s storage from float `at` on.
 bool ReadInto(CodedInputStream& in, uint32_t bytes, size_t at, std::vector<float>* out) {
   out->resize(at + (bytes + sizeof(float) - 1) / sizeof(float));
-  return in.ReadRaw(out->data() + at, static_cast<int>(bytes));
+  return bytes == 0 || in.ReadRaw(out->data() + at, static_cast<int>(bytes));
 }
 
 // Reads the Tensor's fields up to the current limit, merging into `t` as

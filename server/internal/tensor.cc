@@ -249,6 +249,7 @@ void FillTensor(absl::Span<const float> values, std::vector<int64_t> shape, Resu
     return;
   }
   out->set_dtype(ToProto(form.dtype));
+  if (values.empty()) return;
   std::string* data = out->mutable_data();
   data->resize(values.size() * storage::DTypeBytes(form.dtype));
   storage::FromFloat(values.data(), values.size(), form.dtype,

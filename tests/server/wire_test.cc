@@ -3,6 +3,7 @@
 // parse as the FillTensor response, and the client's ReadTensorFloats must
 // read, from any valid encoding split anywhere, what protobuf parses.
 #include <cstdint>
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <random>
@@ -117,7 +118,7 @@ TEST(ResultWriterTest, SerializesWhatProtobufParsesAsTheFilledTensor) {
       const std::vector<float> values = RandomFloats(n, static_cast<uint32_t>(n));
       const std::vector<int64_t> shape = {2, static_cast<int64_t>(n / 2)};
       server::internal::ResultWriter writer(form);
-      std::memcpy(writer.Floats(n), values.data(), n * sizeof(float));
+      std::copy(values.begin(), values.end(), writer.Floats(n));
       pb::ScoreResponse rest;
       rest.set_begin(300);
       rest.set_end(300 + n / 2);

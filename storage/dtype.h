@@ -18,14 +18,6 @@
 
 namespace tqdb::storage {
 
-namespace internal {
-// Bulk f16 conversions (dtype.cc): F16C instructions where the CPU has them,
-// else the scalar FloatToHalf / HalfToFloat, which they equal bit for bit
-// except for NaN payloads.
-void HalvesToFloats(const uint8_t* in, size_t n, float* out);
-void FloatsToHalves(const float* in, size_t n, uint8_t* out);
-}  // namespace internal
-
 // Element i of `data` (dtype elements) as a float.
 inline float ElementAt(const uint8_t* data, DType dtype, size_t i) {
   switch (dtype) {
@@ -52,7 +44,7 @@ inline void ToFloat(const uint8_t* data, DType dtype, size_t begin, size_t n, fl
       std::memcpy(out, data + 4 * begin, 4 * n);
       return;
     case DType::kF16:
-      internal::HalvesToFloats(data + 2 * begin, n, out);
+      HalvesToFloats(data + 2 * begin, n, out);
       return;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {
@@ -73,7 +65,7 @@ inline void FromFloat(const float* x, size_t n, DType dtype, uint8_t* out) {
       std::memcpy(out, x, 4 * n);
       return;
     case DType::kF16:
-      internal::FloatsToHalves(x, n, out);
+      FloatsToHalves(x, n, out);
       return;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {

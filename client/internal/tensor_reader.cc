@@ -141,18 +141,14 @@ absl::StatusOr<std::vector<float>> DataToFloats(int64_t dtype, const char* data,
     std::memcpy(out.data(), data, bytes);
     return out;
   }
-  if (dtype == pb::DTYPE_F16) {  // one loop per type, so each vectorizes
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      out[i] = HalfToFloat(h);
-    }
-  } else {
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint16_t h;
-      std::memcpy(&h, data + 2 * i, 2);
-      out[i] = Bf16ToFloat(h);
-    }
+  if (dtype == pb::DTYPE_F16) {
+    HalvesToFloats(reinterpret_cast<const uint8_t*>(data), out.size(), out.data());
+    return out;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    out[i] = Bf16ToFloat(h);
   }
   return out;
 }

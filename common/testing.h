@@ -2,9 +2,12 @@
 #ifndef TQDB_COMMON_TESTING_H_
 #define TQDB_COMMON_TESTING_H_
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -33,6 +36,15 @@ inline std::string UniqueTempDir(const std::string& prefix) {
   std::string pattern = ::testing::TempDir() + prefix + "_XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) return std::string();
   return pattern;
+}
+
+// n floats drawn uniformly from [lo, hi) by a generator seeded with `seed`.
+inline std::vector<float> UniformFloats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> out(n);
+  for (float& x : out) x = u(rng);
+  return out;
 }
 
 inline ::testing::AssertionResult IsOk(const absl::Status& s) {

@@ -45,11 +45,7 @@ std::string NewDir(const std::string& name) {
 }
 
 std::vector<float> RandomFloats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> out(n);
-  for (float& x : out) x = u(rng);
-  return out;
+  return testing::UniformFloats(n, seed, -1.0f, 1.0f);
 }
 
 // Values exactly representable in f16 and bf16 (multiples of 1/16 in [-1, 1]).

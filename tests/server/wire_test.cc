@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -69,11 +68,7 @@ std::string HalfBytes(const std::vector<float>& v) {
 }
 
 std::vector<float> RandomFloats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-4.0f, 4.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
+  return testing::UniformFloats(n, seed, -4.0f, 4.0f);
 }
 
 // What a client must get from a parsed tensor: `values`, or `data` as

@@ -1,6 +1,8 @@
 #include "client/internal/tensor_reader.h"
 
+#include <algorithm>
 #include <bit>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -59,8 +61,10 @@ struct TensorParts {
   int64_t dtype = pb::DTYPE_UNSPECIFIED;
 };
 
-// Reads `bytes` bytes into `out`'s storage from float `at` on.
+// Reads `bytes` bytes into `out`'s storage from float `at` on; false, before
+// allocating, if the tensor does not hold that many more.
 bool ReadInto(CodedInputStream& in, uint32_t bytes, size_t at, std::vector<float>* out) {
+  if (bytes > static_cast<uint32_t>(std::max(0, in.BytesUntilLimit()))) return false;
   out->resize(at + (bytes + sizeof(float) - 1) / sizeof(float));
   return bytes == 0 || in.ReadRaw(out->data() + at, static_cast<int>(bytes));
 }
@@ -117,7 +121,7 @@ absl::StatusOr<std::vector<float>> ReadTensorFloats(google::protobuf::io::ZeroCo
       continue;
     }
     uint32_t n = 0;
-    if (!coded.ReadVarint32(&n)) return Malformed();
+    if (!coded.ReadVarint32(&n) || n > static_cast<uint32_t>(INT_MAX)) return Malformed();
     const CodedInputStream::Limit limit = coded.PushLimit(static_cast<int>(n));
     // A stream that ends inside the tensor also ends ReadTensor's loop.
     if (!ReadTensor(coded, &t) || coded.BytesUntilLimit() != 0) return Malformed();

@@ -135,18 +135,21 @@ grpc::Status KvService::AppendStream(grpc::ServerContext* ctx,
 grpc::ServerUnaryReactor* KvService::Score(grpc::CallbackServerContext* ctx,
                                            const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // Made here, so the call's logged latency includes its wait for a worker.
+  auto call = std::make_shared<Call>(ctx, *auth_, "Kv/Score", "");
   // gRPC keeps ctx, req and resp until the reactor is finished.
-  workers_.Schedule([this, ctx, req, resp, reactor] { reactor->Finish(ScoreNow(ctx, *req, resp)); });
+  workers_.Schedule([this, call, req, resp, reactor] {
+    reactor->Finish(ScoreNow(*call, *req, resp));
+  });
   return reactor;
 }
 
-grpc::Status KvService::ScoreNow(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer& raw,
-                                 grpc::ByteBuffer* resp) {
+grpc::Status KvService::ScoreNow(Call& call, const grpc::ByteBuffer& raw, grpc::ByteBuffer* resp) {
   pb::ScoreRequest parsed;
   grpc::ByteBuffer copy = raw;  // shares the slices; Deserialize consumes its buffer
   const bool valid = grpc::SerializationTraits<pb::ScoreRequest>::Deserialize(&copy, &parsed).ok();
   const pb::ScoreRequest* req = &parsed;
-  Call call(ctx, *auth_, "Kv/Score", req->collection());
+  call.set_collection(req->collection());
   return call.Run([&]() -> absl::Status {
     if (!valid) return absl::InvalidArgumentError("the request is not a tqdb.v1.ScoreRequest");
     TQDB_ASSIGN_OR_RETURN(auto kv, store_->GetKvCollection(req->collection()));

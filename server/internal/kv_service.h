@@ -14,6 +14,7 @@
 #define TQDB_SERVER_INTERNAL_KV_SERVICE_H_
 
 #include "server/internal/auth.h"
+#include "server/internal/call.h"
 #include "server/internal/workers.h"
 #include "storage/store.h"
 #include "tqdb/v1/tqdb.grpc.pb.h"
@@ -52,8 +53,7 @@ class KvService final : public tqdb::v1::Kv::WithRawCallbackMethod_Score<tqdb::v
 
  private:
   // Score's work, on a worker: `req` is the serialized ScoreRequest.
-  grpc::Status ScoreNow(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer& req,
-                        grpc::ByteBuffer* resp);
+  grpc::Status ScoreNow(Call& call, const grpc::ByteBuffer& req, grpc::ByteBuffer* resp);
 
   storage::Store* store_;
   const TokenAuth* auth_;

@@ -260,6 +260,14 @@ TEST(TensorReaderTest, RejectsMalformedBytes) {
     cases.push_back({"tensor longer than the message", longer});
   }
   {
+    // A data field that claims a gigabyte: refused before any allocation.
+    std::string t;
+    PutTag(&t, pb::Tensor::kDataFieldNumber, 2);
+    PutVarint(&t, uint64_t{1} << 30);
+    t += "abcd";
+    cases.push_back({"data longer than its tensor", with_tensor(t)});
+  }
+  {
     std::string msg;
     PutTag(&msg, 9, 3);  // a group start: not in tqdb's messages
     cases.push_back({"group", msg});

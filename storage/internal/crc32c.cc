@@ -35,10 +35,20 @@ Crc32cExtendFn ChooseExtend() {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("sse4.2")) return ExtendSse42;
 #endif
-  return LibraryCrc32cExtend();
+  const Crc32cExtendFn library = LibraryCrc32cExtend();
+  return library != nullptr ? library : Crc32cExtendBitwise;
 }
 
 }  // namespace
+
+uint32_t Crc32cExtendBitwise(uint32_t init_crc, const char* data, size_t n) {
+  uint32_t crc = ~init_crc;
+  for (size_t i = 0; i < n; ++i) {
+    crc ^= static_cast<uint8_t>(data[i]);
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
 
 Crc32cExtendFn LibraryCrc32cExtend() {
   static const auto library =

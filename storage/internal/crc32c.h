@@ -8,7 +8,8 @@
 // linker binds the library's calls (through its PLT) to this definition.
 // CRC32C is one function whatever computes it: the WAL bytes are the same,
 // and files written by either read with the other. On a CPU without SSE4.2
-// it calls the library's own.
+// it calls the library's own (or, with no library version to find, the
+// bitwise definition below).
 //
 // Thread-safety: pure functions.
 #ifndef TQDB_STORAGE_INTERNAL_CRC32C_H_
@@ -29,6 +30,11 @@ namespace tqdb::storage::internal {
 // binary's definition; for the fallback and the equality tests.
 using Crc32cExtendFn = uint32_t (*)(uint32_t, const char*, size_t);
 Crc32cExtendFn LibraryCrc32cExtend();
+
+// The definition, a bit at a time (the reflected Castagnoli polynomial
+// 0x82f63b78, inverted before and after): the reference the tests hold both
+// other versions to.
+uint32_t Crc32cExtendBitwise(uint32_t init_crc, const char* data, size_t n);
 
 // True when RocksDB's calls to Extend reach the definition in crc32c.cc.
 bool HardwareCrc32cInUse();

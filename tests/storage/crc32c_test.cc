@@ -1,7 +1,8 @@
 // The WAL's CRC32C (storage/internal/crc32c.h): RocksDB's calls reach the
 // hardware definition, which gives the published check values and equals
-// librocksdb's own table version (its scalar twin) at every length, offset
-// and starting CRC, so WAL files read the same whichever wrote them.
+// both the bitwise definition and librocksdb's own table version at every
+// length, offset and starting CRC, so WAL files read the same whichever
+// wrote them.
 #include "storage/internal/crc32c.h"
 
 #include <cstdint>
@@ -31,9 +32,10 @@ TEST(Crc32cTest, PublishedCheckValues) {
   for (int i = 0; i < 32; ++i) ascending[i] = static_cast<char>(i);
   EXPECT_EQ(Crc(ascending), 0x46dd794eu);
   EXPECT_EQ(Crc(""), 0u);
+  EXPECT_EQ(Crc32cExtendBitwise(0, "123456789", 9), 0xe3069283u);
 }
 
-TEST(Crc32cTest, EqualsTheLibrarysOwnAtEveryLengthOffsetAndStart) {
+TEST(Crc32cTest, EqualsTheBitwiseDefinitionAndTheLibrarysOwnEverywhere) {
   const Crc32cExtendFn library = LibraryCrc32cExtend();
   ASSERT_NE(library, nullptr);
   std::mt19937 rng(7);
@@ -46,8 +48,10 @@ TEST(Crc32cTest, EqualsTheLibrarysOwnAtEveryLengthOffsetAndStart) {
     for (size_t n : lengths) {
       const uint32_t start = static_cast<uint32_t>(rng());
       for (uint32_t init : {0u, start}) {
-        ASSERT_EQ(rocksdb::crc32c::Extend(init, bytes.data() + offset, n),
-                  library(init, bytes.data() + offset, n))
+        const uint32_t want = Crc32cExtendBitwise(init, bytes.data() + offset, n);
+        ASSERT_EQ(rocksdb::crc32c::Extend(init, bytes.data() + offset, n), want)
+            << "offset " << offset << ", length " << n << ", start " << init;
+        ASSERT_EQ(library(init, bytes.data() + offset, n), want)
             << "offset " << offset << ", length " << n << ", start " << init;
       }
     }

@@ -2,6 +2,7 @@
 // process on an ephemeral port, every RPC with both vector encodings (packed
 // f32 bytes and repeated floats), the exact status of bad inputs (which must
 // store nothing), authentication, message limits, and kill -9 + restart.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -390,6 +391,28 @@ TEST_P(ServerTest, KvRoundTrip) {
     v1::ScoreResponse resp;
     grpc::ClientContext ctx;
     EXPECT_EQ(RawKv()->Score(&ctx, req, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  {  // Bytes that do not parse as a ScoreRequest (Score parses its own).
+    grpc::GenericStub generic(
+        grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+    const char garbage[] = "\x0a\xff\xff\xff\x0f";  // a field longer than the message
+    grpc::Slice slice(garbage, sizeof(garbage) - 1);
+    const grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    grpc::CompletionQueue cq;
+    auto call = generic.PrepareUnaryCall(&ctx, "/tqdb.v1.Kv/Score", request, &cq);
+    call->StartCall();
+    grpc::Status status;
+    call->Finish(&response, &status, &status);
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
   }
 
   // Bad queries and ranges.

@@ -380,6 +380,9 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
     const internal::ExactRows* exact = segment.exact.get();
     std::vector<uint8_t> code;
     for (int f = 0; f < s.families; ++f) {
+      const index::CodeBlocks& k = *segment.keys[f];
+      const index::CodeBlocks& v = *segment.values[f];
+      code.resize(std::max(k.codec().code_bytes(), v.codec().code_bytes()));
       for (size_t t = 0; t < n; ++t) {
         float* k_out = &(*keys)[(f * n + t) * d];
         float* v_out = &(*values)[(f * n + t) * d];
@@ -388,9 +391,6 @@ absl::Status KvCollection::Read(uint64_t seq_id, uint64_t begin, uint64_t end,
           std::copy_n(exact->Values(f, begin + t), d, v_out);
           continue;
         }
-        const index::CodeBlocks& k = *segment.keys[f];
-        const index::CodeBlocks& v = *segment.values[f];
-        code.resize(std::max(k.codec().code_bytes(), v.codec().code_bytes()));
         k.CopyCode(begin + t, code.data());
         k.codec().Decode(code.data(), 1, k_out);
         v.CopyCode(begin + t, code.data());

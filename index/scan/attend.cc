@@ -69,12 +69,6 @@ constexpr size_t kTileTokens = kTileBlocks * kBlockVectors;
 // Blocks ahead to prefetch: one tile.
 constexpr size_t kPrefetchBlocks = kTileBlocks;
 
-// Asks for [p, p + bytes) in cache ahead of use: the next tile's codes while
-// this one computes (the hardware prefetchers alone left the core waiting).
-inline void Prefetch(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i);
-}
 
 // Rows n × d of the rotated-domain values s·c[idx] of lanes [lane0, lane0 + n)
 // of value block `block`, from its nibbles (any MSE format).
@@ -229,7 +223,7 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
       const uint8_t* nib = keys.BlockNibbles(b, &open_key_block);
       const float* w = keys.BlockWeights(b);
       if (b + kPrefetchBlocks < std::min(end_block, keys.full_blocks())) {
-        Prefetch(keys.FullBlockNibbles(b + kPrefetchBlocks), key_block_bytes);
+        internal::Prefetch(keys.FullBlockNibbles(b + kPrefetchBlocks), key_block_bytes);
       }
       for (size_t r = 0; r < kl.runs().size(); ++r) {
         const ScanLayout::Run& run = kl.runs()[r];
@@ -278,7 +272,8 @@ absl::Status Attend(const CodeBlocks& keys, const CodeBlocks& values,
       const size_t t1 = std::min(end, (b + 1) * kBlockVectors);
       const float* w = &weights[t0 - first];
       if (packed && b + kPrefetchBlocks < end_block) {
-        Prefetch(values.Code((b + kPrefetchBlocks) * kBlockVectors), kBlockVectors * code_bytes);
+        internal::Prefetch(values.Code((b + kPrefetchBlocks) * kBlockVectors),
+                           kBlockVectors * code_bytes);
       }
       if (packed) {
         kernels->values_packed(values.Code(t0) + index_offset, code_bytes, static_cast<int>(t1 - t0),

@@ -217,14 +217,10 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
   const size_t ahead_blocks = std::max<size_t>(1, kPrefetchBytes / block_bytes);
   std::vector<uint8_t> open_block;  // the open block's nibbles, if it is scanned
   const size_t prefetch_end = std::min(block_end, blocks.full_blocks());
-  auto prefetch = [&](size_t b) {
-    const char* p = reinterpret_cast<const char*>(blocks.FullBlockNibbles(b));
-    for (size_t i = 0; i < block_bytes; i += 64) __builtin_prefetch(p + i);
-  };
   // The first blocks of the range too, whose loads would otherwise wait on
   // memory: ranges of 1,024 tq4 vectors (nq = 4) score 15–30 % faster.
   for (size_t b = block_begin; b < std::min(block_begin + ahead_blocks, prefetch_end); ++b) {
-    prefetch(b);
+    internal::Prefetch(blocks.FullBlockNibbles(b), block_bytes);
   }
   const size_t weights_per_block = static_cast<size_t>(blocks.layout().n_weights()) * kBlockVectors;
   CodeBlocks::FullBlockRun chunk{};  // full blocks [chunk_first, chunk_first + chunk.count)
@@ -246,10 +242,9 @@ void ScoreRange(const CodeBlocks& blocks, const PreparedQuery* queries, int nq, 
     // Ask for a later block's codes while this one is scored: the hardware
     // prefetchers alone leave a single scanning core short of bandwidth.
     if (b + ahead_blocks < chunk_first + chunk.count) {
-      const char* p = reinterpret_cast<const char*>(nibbles + ahead_blocks * block_bytes);
-      for (size_t i = 0; i < block_bytes; i += 64) __builtin_prefetch(p + i);
+      internal::Prefetch(nibbles + ahead_blocks * block_bytes, block_bytes);
     } else if (b + ahead_blocks < prefetch_end) {
-      prefetch(b + ahead_blocks);
+      internal::Prefetch(blocks.FullBlockNibbles(b + ahead_blocks), block_bytes);
     }
     const size_t first = b * kBlockVectors;
     // A block wholly in the range is scored in place in `out`; the first and
